@@ -1,0 +1,1 @@
+"""Talks to the Runway API and writes what it learns into DuckDB."""

@@ -1,0 +1,58 @@
+-- The collector's tables. All timestamps are naive UTC; all credits are integers.
+-- Only collector.store writes them; analytics reads them from the published snapshot.
+
+-- An organization's balance and 30-day purchase cap, stored only when either changed
+-- since the previous row for that org (a year of 15-minute polling stays small).
+CREATE TABLE IF NOT EXISTS org_snapshots (
+    org                      VARCHAR   NOT NULL,
+    taken_at                 TIMESTAMP NOT NULL,
+    credit_balance           BIGINT    NOT NULL,
+    max_monthly_credit_spend BIGINT    NOT NULL,
+    PRIMARY KEY (org, taken_at)
+);
+
+-- Per-model limits and rolling-24h generations, stored only when something changed
+-- for that (org, model). Limits are NULL for a model seen in usage but not in the tier.
+CREATE TABLE IF NOT EXISTS model_snapshots (
+    org                        VARCHAR   NOT NULL,
+    taken_at                   TIMESTAMP NOT NULL,
+    model                      VARCHAR   NOT NULL,
+    max_concurrent_generations INTEGER,
+    max_daily_generations      INTEGER,
+    daily_generations          INTEGER   NOT NULL,
+    PRIMARY KEY (org, taken_at, model)
+);
+
+-- Net credits per organization, UTC day and model (negative when refunds win).
+-- A revised day replaces the old value; collected_at changes only when credits do.
+CREATE TABLE IF NOT EXISTS daily_usage (
+    org          VARCHAR   NOT NULL,
+    date         DATE      NOT NULL,
+    model        VARCHAR   NOT NULL,
+    credits      BIGINT    NOT NULL,
+    collected_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (org, date, model)
+);
+
+-- One row per organization per collection cycle, committed with that cycle's data.
+CREATE SEQUENCE IF NOT EXISTS collection_run_seq;
+CREATE TABLE IF NOT EXISTS collection_runs (
+    run_id       BIGINT    PRIMARY KEY DEFAULT nextval('collection_run_seq'),
+    org          VARCHAR   NOT NULL,
+    kind         VARCHAR   NOT NULL,  -- 'full' | 'snapshot' | 'usage'
+    started_at   TIMESTAMP NOT NULL,
+    finished_at  TIMESTAMP NOT NULL,
+    status       VARCHAR   NOT NULL,  -- 'ok' | 'failed'
+    error        VARCHAR,
+    http_calls   INTEGER   NOT NULL,
+    retries      INTEGER   NOT NULL,
+    usage_start  DATE,
+    usage_before DATE,
+    rows_changed INTEGER   NOT NULL DEFAULT 0
+);
+
+-- Schema version and publish bookkeeping (key/value).
+CREATE TABLE IF NOT EXISTS meta (
+    key   VARCHAR PRIMARY KEY,
+    value VARCHAR NOT NULL
+);

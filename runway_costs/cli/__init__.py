@@ -1,0 +1,1 @@
+"""The ``runway-costs`` command: a thin layer over collector, analytics and dashboard."""
