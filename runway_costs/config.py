@@ -123,7 +123,9 @@ class Settings(_Strict):
         raise ConfigError(f"unknown organization {name!r} (configured: {known})")
 
 
-def _resolve_key(raw: dict, index: int, source: str, base_dir: Path) -> SecretStr:
+def _resolve_key(
+    raw: dict, index: int, source: str, base_dir: Path, env: dict[str, str]
+) -> SecretStr:
     where = f"{source}: orgs[{index}]"
     if "api_key" in raw:
         raise ConfigError(
@@ -135,7 +137,7 @@ def _resolve_key(raw: dict, index: int, source: str, base_dir: Path) -> SecretSt
     if env_name and key_file:
         raise ConfigError(f"{where}: set api_key_env or api_key_file, not both")
     if env_name:
-        value = os.environ.get(env_name, "").strip()
+        value = env.get(env_name, "").strip()
         if not value:
             raise ConfigError(f"{where}: environment variable {env_name} is not set or empty")
         return SecretStr(value)
@@ -200,7 +202,7 @@ def load_settings(
             if not isinstance(raw, dict):
                 raise ConfigError(f"{source}: orgs[{i}] must be a table")
             raw = dict(raw)
-            raw["api_key"] = _resolve_key(raw, i, source, base_dir)
+            raw["api_key"] = _resolve_key(raw, i, source, base_dir, env)
             orgs.append(raw)
         names = [o.get("name") for o in orgs]
         dupes = sorted({n for n in names if names.count(n) > 1 and n})

@@ -40,9 +40,7 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
-def settings_from(
-    config: Path | None, db: Path | None, *, require_orgs: bool = False
-) -> Settings:
+def settings_from(config: Path | None, db: Path | None, *, require_orgs: bool = False) -> Settings:
     """Load settings at the edge, turning a ConfigError into exit code 2."""
     try:
         return load_settings(config_path=config, db_path=db, require_orgs=require_orgs)
