@@ -48,7 +48,12 @@ CREATE TABLE IF NOT EXISTS collection_runs (
     retries      INTEGER   NOT NULL,
     usage_start  DATE,
     usage_before DATE,
-    rows_changed INTEGER   NOT NULL DEFAULT 0
+    rows_changed INTEGER   NOT NULL DEFAULT 0,
+    -- The org's daily_usage row count and credit sum right after this run committed
+    -- (NULL for a failed run): readers check them against daily_usage to prove that
+    -- what they see is one whole committed state.
+    usage_rows   BIGINT,
+    usage_credits BIGINT
 );
 
 -- Schema version and publish bookkeeping (key/value).
