@@ -1,0 +1,216 @@
+"""Where the credits went: spend per day, month, month-to-date, rolling 30 days, top models.
+
+All figures come from ``daily_usage`` (net credits per org, UTC day and model; a day can be
+negative when refunds win). Every frame carries credits as integers and their USD value
+(``credits * credit_usd``, rounded to cents). Windows are inclusive UTC dates: "rolling 30
+days" at ``as_of`` means ``as_of - 29 .. as_of``; "month to date" means the 1st .. ``as_of``.
+
+Public API (``con`` is any DuckDB connection, e.g. ``analytics.db.connect_reader(db)``):
+
+- ``spend_daily(con, orgs, start, end, credit_usd=0.01) -> pl.DataFrame``
+  org, date, credits, usd - one row per org and day, days without usage as 0.
+- ``spend_daily_by_model(con, orgs, start, end, credit_usd=0.01) -> pl.DataFrame``
+  org, date, model, credits, usd - the stored rows only.
+- ``spend_monthly(con, orgs, start, end, credit_usd=0.01, by_model=False) -> pl.DataFrame``
+  org, month (first day), [model], credits, usd.
+- ``spend_summary(con, as_of, orgs=None, credit_usd=0.01, by_model=False) -> pl.DataFrame``
+  org, [model], today_credits, mtd_credits, rolling_30d_credits and the matching ``*_usd``.
+- ``top_models(con, start, end, orgs=None, n=5, credit_usd=0.01) -> pl.DataFrame``
+  org, rank, model, credits, usd, share (of the org's net spend in the window).
+- ``known_orgs(con) -> list[str]`` every organization with any collected data.
+- ``usd(credits_expr, credit_usd)``, ``query(con, sql, params) -> pl.DataFrame``: helpers the
+  other analytics modules share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+import duckdb
+import polars as pl
+
+__all__ = [
+    "known_orgs",
+    "month_start",
+    "query",
+    "spend_daily",
+    "spend_daily_by_model",
+    "spend_monthly",
+    "spend_summary",
+    "top_models",
+    "usd",
+]
+
+
+def query(
+    con: duckdb.DuckDBPyConnection, sql: str, params: dict | list | None = None
+) -> pl.DataFrame:
+    """Run SQL and return a polars frame (typed columns even when no row matches)."""
+    return pl.from_arrow(con.sql(sql, params=params).to_arrow_table())  # type: ignore[return-value]
+
+
+def usd(credits: pl.Expr, credit_usd: float) -> pl.Expr:
+    """USD value of a credits column, rounded to cents (display and JSON use it as is)."""
+    return (credits.cast(pl.Float64) * credit_usd).round(2)
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def known_orgs(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Organizations with a snapshot, usage or a collection run, sorted."""
+    rows = con.execute(
+        """
+        SELECT org FROM org_snapshots UNION SELECT org FROM daily_usage
+        UNION SELECT org FROM collection_runs ORDER BY org
+        """
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _orgs_list(con: duckdb.DuckDBPyConnection, orgs: Sequence[str] | None) -> list[str]:
+    return list(orgs) if orgs is not None else known_orgs(con)
+
+
+def spend_daily(
+    con: duckdb.DuckDBPyConnection,
+    orgs: Sequence[str] | None,
+    start: date,
+    end: date,
+    credit_usd: float = 0.01,
+) -> pl.DataFrame:
+    """Net credits per org and day in [start, end], zero-filled so charts show quiet days."""
+    frame = query(
+        con,
+        """
+        WITH o AS (SELECT unnest($orgs::VARCHAR[]) AS org),
+        d AS (SELECT CAST(range AS DATE) AS date
+              FROM range($start::DATE, $end::DATE + INTERVAL 1 DAY, INTERVAL 1 DAY)),
+        u AS (SELECT org, date, SUM(credits) AS credits FROM daily_usage
+              WHERE date BETWEEN $start AND $end AND list_contains($orgs, org)
+              GROUP BY org, date)
+        SELECT o.org, d.date, CAST(COALESCE(u.credits, 0) AS BIGINT) AS credits
+        FROM o CROSS JOIN d LEFT JOIN u ON u.org = o.org AND u.date = d.date
+        ORDER BY o.org, d.date
+        """,
+        {"orgs": _orgs_list(con, orgs), "start": start, "end": end},
+    )
+    return frame.with_columns(usd=usd(pl.col("credits"), credit_usd))
+
+
+def spend_daily_by_model(
+    con: duckdb.DuckDBPyConnection,
+    orgs: Sequence[str] | None,
+    start: date,
+    end: date,
+    credit_usd: float = 0.01,
+) -> pl.DataFrame:
+    """The stored (org, date, model) rows in [start, end]; models are open strings."""
+    frame = query(
+        con,
+        """
+        SELECT org, date, model, credits FROM daily_usage
+        WHERE date BETWEEN $start AND $end AND list_contains($orgs, org)
+        ORDER BY org, date, model
+        """,
+        {"orgs": _orgs_list(con, orgs), "start": start, "end": end},
+    )
+    return frame.with_columns(usd=usd(pl.col("credits"), credit_usd))
+
+
+def spend_monthly(
+    con: duckdb.DuckDBPyConnection,
+    orgs: Sequence[str] | None,
+    start: date,
+    end: date,
+    credit_usd: float = 0.01,
+    by_model: bool = False,
+) -> pl.DataFrame:
+    """Calendar-month totals of the days in [start, end] (partial months are partial sums)."""
+    model_col = ", model" if by_model else ""
+    frame = query(
+        con,
+        f"""
+        SELECT org, CAST(date_trunc('month', date) AS DATE) AS month{model_col},
+               CAST(SUM(credits) AS BIGINT) AS credits
+        FROM daily_usage
+        WHERE date BETWEEN $start AND $end AND list_contains($orgs, org)
+        GROUP BY ALL ORDER BY ALL
+        """,
+        {"orgs": _orgs_list(con, orgs), "start": start, "end": end},
+    )
+    return frame.with_columns(usd=usd(pl.col("credits"), credit_usd))
+
+
+def spend_summary(
+    con: duckdb.DuckDBPyConnection,
+    as_of: date,
+    orgs: Sequence[str] | None = None,
+    credit_usd: float = 0.01,
+    by_model: bool = False,
+) -> pl.DataFrame:
+    """Today, month-to-date and rolling-30-day net spend at ``as_of`` (inclusive)."""
+    group = "org, model" if by_model else "org"
+    from30 = as_of - timedelta(days=29)
+    frame = query(
+        con,
+        f"""
+        WITH o AS (SELECT unnest($orgs::VARCHAR[]) AS org),
+        s AS (
+            SELECT {group},
+                SUM(credits) FILTER (WHERE date = $as_of) AS today_credits,
+                SUM(credits) FILTER (WHERE date >= $month) AS mtd_credits,
+                SUM(credits) FILTER (WHERE date >= $from30) AS rolling_30d_credits
+            FROM daily_usage
+            WHERE date BETWEEN $earliest AND $as_of AND list_contains($orgs, org)
+            GROUP BY {group})
+        SELECT o.org{", s.model" if by_model else ""},
+            CAST(COALESCE(s.today_credits, 0) AS BIGINT) AS today_credits,
+            CAST(COALESCE(s.mtd_credits, 0) AS BIGINT) AS mtd_credits,
+            CAST(COALESCE(s.rolling_30d_credits, 0) AS BIGINT) AS rolling_30d_credits
+        FROM o {"JOIN" if by_model else "LEFT JOIN"} s ON s.org = o.org
+        ORDER BY ALL
+        """,
+        {
+            "orgs": _orgs_list(con, orgs),
+            "as_of": as_of,
+            "month": month_start(as_of),
+            "from30": from30,
+            # A 31-day month starts before the 30-day window.
+            "earliest": min(from30, month_start(as_of)),
+        },
+    )
+    return frame.with_columns(
+        today_usd=usd(pl.col("today_credits"), credit_usd),
+        mtd_usd=usd(pl.col("mtd_credits"), credit_usd),
+        rolling_30d_usd=usd(pl.col("rolling_30d_credits"), credit_usd),
+    )
+
+
+def top_models(
+    con: duckdb.DuckDBPyConnection,
+    start: date,
+    end: date,
+    orgs: Sequence[str] | None = None,
+    n: int = 5,
+    credit_usd: float = 0.01,
+) -> pl.DataFrame:
+    """The ``n`` models with the most net spend per org in [start, end], with their share."""
+    frame = query(
+        con,
+        """
+        WITH m AS (
+            SELECT org, model, CAST(SUM(credits) AS BIGINT) AS credits FROM daily_usage
+            WHERE date BETWEEN $start AND $end AND list_contains($orgs, org)
+            GROUP BY org, model),
+        r AS (SELECT *, row_number() OVER (PARTITION BY org ORDER BY credits DESC, model) AS rank,
+                 SUM(credits) OVER (PARTITION BY org) AS org_total FROM m)
+        SELECT org, rank, model, credits,
+               CASE WHEN org_total > 0 THEN credits / org_total END AS share
+        FROM r WHERE rank <= $n ORDER BY org, rank
+        """,
+        {"orgs": _orgs_list(con, orgs), "start": start, "end": end, "n": n},
+    )
+    return frame.with_columns(usd=usd(pl.col("credits"), credit_usd))
