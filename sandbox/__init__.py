@@ -1,0 +1,1 @@
+"""A faithful local Runway API for demos and tests (see ARCHITECTURE.md)."""
