@@ -139,7 +139,7 @@ def parse_faults(spec: str | None, *, seed: int = 0) -> FaultPlan:
         head, colon, rest = token.partition(":")
         if "=" in head and not colon:  # a parameter of the previous fault
             if not entries:
-                raise FaultSpecError(f"faults: parameter {token!r} before any fault name")
+                raise FaultSpecError(f"parameter {token!r} before any fault name")
             name, _, value = head.partition("=")
             kind, params = entries[-1]
             params[name.strip()] = _convert(kind, name.strip(), value.strip())
@@ -147,7 +147,7 @@ def parse_faults(spec: str | None, *, seed: int = 0) -> FaultPlan:
         kind = ALIASES.get(head.strip(), head.strip())
         if kind not in DEFAULTS:
             known = ", ".join([*KINDS, "chaos", "none"])
-            raise FaultSpecError(f"faults: unknown fault {head.strip()!r} (known: {known})")
+            raise FaultSpecError(f"unknown fault {head.strip()!r} (known: {known})")
         params = dict(DEFAULTS[kind])
         if kind == "chaos":
             params["seed"] = seed
@@ -155,12 +155,12 @@ def parse_faults(spec: str | None, *, seed: int = 0) -> FaultPlan:
         if colon:
             name, eq, value = rest.partition("=")
             if not eq:
-                raise FaultSpecError(f"faults: expected name=value after {head!r}:, got {rest!r}")
+                raise FaultSpecError(f"expected name=value after {head!r}:, got {rest!r}")
             params[name.strip()] = _convert(kind, name.strip(), value.strip())
     faults = tuple(Fault(k, p) for k, p in entries if k != "chaos")
     chaos = [Fault(k, p) for k, p in entries if k == "chaos"]
     if len(chaos) > 1:
-        raise FaultSpecError("faults: chaos given more than once")
+        raise FaultSpecError("chaos given more than once")
     return FaultPlan(text, faults, chaos[0] if chaos else None)
 
 
