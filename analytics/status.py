@@ -1,0 +1,73 @@
+"""Where each organization stands now: balance, cap, last collection and model limits.
+
+Reads the step-function tables (a row only on change), so "now" is the latest row per
+org and per (org, model).
+
+Public API:
+    org_status(con, credit_usd=0.01) -> pl.DataFrame
+    model_status(con) -> pl.DataFrame
+    known_orgs(con) -> list[str]
+"""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+
+def known_orgs(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every organization the collector has ever run for, sorted."""
+    rows = con.execute("SELECT DISTINCT org FROM collection_runs ORDER BY org").fetchall()
+    return [r[0] for r in rows]
+
+
+def org_status(con: duckdb.DuckDBPyConnection, credit_usd: float = 0.01) -> pl.DataFrame:
+    """One row per org: latest balance and cap (credits and USD) and collection times.
+
+    Columns: org, credit_balance, balance_usd, max_monthly_credit_spend, cap_usd,
+    snapshot_at, last_success_at, last_run_at, last_status, last_error.
+    """
+    return con.sql(
+        """
+        WITH latest_snap AS (
+            SELECT org, credit_balance, max_monthly_credit_spend, taken_at
+            FROM org_snapshots
+            QUALIFY row_number() OVER (PARTITION BY org ORDER BY taken_at DESC) = 1
+        ),
+        runs AS (
+            SELECT org,
+                   max(finished_at) FILTER (WHERE status = 'ok') AS last_success_at,
+                   arg_max(finished_at, run_id) AS last_run_at,
+                   arg_max(status, run_id) AS last_status,
+                   arg_max(error, run_id) AS last_error
+            FROM collection_runs GROUP BY org
+        )
+        SELECT r.org,
+               s.credit_balance,
+               round(s.credit_balance * $usd, 2) AS balance_usd,
+               s.max_monthly_credit_spend,
+               round(s.max_monthly_credit_spend * $usd, 2) AS cap_usd,
+               s.taken_at AS snapshot_at,
+               r.last_success_at, r.last_run_at, r.last_status, r.last_error
+        FROM runs r LEFT JOIN latest_snap s USING (org)
+        ORDER BY r.org
+        """,
+        params={"usd": credit_usd},
+    ).pl()
+
+
+def model_status(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Latest limits and rolling-24h generations per (org, model), sorted.
+
+    Columns: org, model, max_concurrent_generations, max_daily_generations,
+    daily_generations, taken_at.
+    """
+    return con.sql(
+        """
+        SELECT org, model, max_concurrent_generations, max_daily_generations,
+               daily_generations, taken_at
+        FROM model_snapshots
+        QUALIFY row_number() OVER (PARTITION BY org, model ORDER BY taken_at DESC) = 1
+        ORDER BY org, model
+        """
+    ).pl()

@@ -1,0 +1,179 @@
+"""Commands that fill the database: ``collect``, ``schedule`` and ``demo``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import duckdb
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from collector.cycle import CycleResult, backfill_orgs, prepare, run_cycle_sync
+from collector.locks import LockError, SchedulerAlreadyRunning
+from collector.scheduler import run_scheduler
+from runway_costs.cli.common import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    ConfigOption,
+    DbOption,
+    console,
+    err_console,
+    fail,
+    handle_errors,
+    settings_from,
+)
+from runway_costs.config import CollectionConfig, Settings
+
+
+def with_collection(settings: Settings, **changes: object) -> Settings:
+    """Settings with some ``[collection]`` values overridden by flags (validated)."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        return settings
+    try:
+        collection = CollectionConfig.model_validate(
+            {**settings.collection.model_dump(), **changes}
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise fail(problems) from None
+    return settings.model_copy(update={"collection": collection})
+
+
+def result_table(result: CycleResult) -> Table:
+    """One line per organization: what the cycle did and why it failed."""
+    table = Table(title=f"{result.kind} collection", title_justify="left")
+    for name, justify in (
+        ("org", "left"),
+        ("status", "left"),
+        ("rows changed", "right"),
+        ("http calls", "right"),
+        ("retries", "right"),
+        ("error", "left"),
+    ):
+        table.add_column(name, justify=justify, overflow="fold")
+    for r in result.orgs:
+        status = "[green]ok[/]" if r.status == "ok" else "[red]failed[/]"
+        table.add_row(
+            r.org,
+            status,
+            str(r.rows_changed),
+            str(r.http_calls),
+            str(r.retries),
+            r.error or "",
+        )
+    return table
+
+
+def collect_once(settings: Settings, out: Console, kind: str = "full") -> CycleResult:
+    """One cycle, with a progress bar on a terminal while backfilling history."""
+    plans = prepare(settings, kind)
+    backfilling = backfill_orgs(plans)
+    if not (backfilling and out.is_terminal):
+        return run_cycle_sync(settings, kind, plans=plans)
+    label = f"backfilling 90 days for {len(backfilling)} organization(s)"
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=out, transient=False) as bar:
+        task = bar.add_task(label, total=sum(p.requests for p in plans))
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return run_cycle_sync(settings, kind, plans=plans, progress=advance)
+
+
+def _db_problem(settings: Settings, exc: Exception) -> typer.Exit:
+    return fail(f"cannot use database {settings.db_path}: {exc}", EXIT_USAGE)
+
+
+def configure_logging() -> None:
+    """Warnings (retries, failures) and scheduler events to stderr, no secrets in them."""
+    handler = RichHandler(console=err_console, show_path=False, markup=False)
+    logging.basicConfig(level=logging.INFO, handlers=[handler], format="%(message)s", force=True)
+    for noisy in ("httpx", "httpcore", "apscheduler", "uvicorn", "uvicorn.error"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@handle_errors
+def collect(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    refresh_days: Annotated[
+        int | None,
+        typer.Option("--refresh-days", help="Days to re-read each cycle [default 3]"),
+    ] = None,
+) -> None:
+    """Collect every configured organization once (backfills 90 days the first time).
+
+    Exit 0 when every organization was collected, 1 when some failed, 2 on bad config.
+    """
+    settings = settings_from(config, db, require_orgs=True)
+    settings = with_collection(settings, refresh_days=refresh_days)
+    try:
+        result = collect_once(settings, console)
+    except LockError as exc:
+        raise fail(str(exc), EXIT_PARTIAL) from None
+    except (duckdb.Error, OSError) as exc:
+        raise _db_problem(settings, exc) from None
+    console.print(result_table(result))
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_PARTIAL)
+
+
+@handle_errors
+def schedule(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    snapshot_minutes: Annotated[
+        float | None,
+        typer.Option("--snapshot-minutes", help="Organization snapshot interval [default 15]"),
+    ] = None,
+    usage_minutes: Annotated[
+        float | None,
+        typer.Option("--usage-minutes", help="Usage refresh interval [default 60]"),
+    ] = None,
+) -> None:
+    """Collect on a clock until Ctrl-C / SIGTERM: a full cycle now, then snapshots and usage.
+
+    Exit 0 after a clean stop, 2 on bad config or when a scheduler already runs on the DB.
+    """
+    settings = settings_from(config, db, require_orgs=True)
+    settings = with_collection(
+        settings, snapshot_minutes=snapshot_minutes, usage_minutes=usage_minutes
+    )
+    configure_logging()
+    try:
+        run_scheduler(settings, on_result=lambda r: console.print(result_table(r)))
+    except SchedulerAlreadyRunning as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    except (duckdb.Error, OSError) as exc:
+        raise _db_problem(settings, exc) from None
+
+
+@handle_errors
+def demo(
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where the demo database and config go")
+    ] = Path("data"),
+) -> None:
+    """Start an embedded sandbox, backfill 90 days into data/demo.duckdb, show status,
+    then keep collecting on a schedule until Ctrl-C."""
+    from runway_costs.demo import run_demo
+
+    configure_logging()
+    raise typer.Exit(run_demo(data_dir, out=console))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("collect")(collect)
+    app.command("schedule")(schedule)
+    app.command("demo")(demo)

@@ -1,0 +1,193 @@
+"""Commands that read the database: ``status`` and ``export usage``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import closing
+from datetime import date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import duckdb
+import polars as pl
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from analytics.db import NoDataError, connect_reader
+from analytics.export import render, usage_export, write_atomic
+from analytics.status import known_orgs, model_status, org_status
+from runway_costs.cli.common import (
+    EXIT_USAGE,
+    ConfigOption,
+    DbOption,
+    console,
+    fail,
+    handle_errors,
+    settings_from,
+)
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+def _iso(value: object) -> object:
+    """Naive UTC timestamps as ISO with 'Z'; dates as ISO; others as they are."""
+    if isinstance(value, datetime):
+        return value.isoformat() + "Z"
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def status_document(con: duckdb.DuckDBPyConnection, credit_usd: float) -> dict:
+    """Everything ``status`` shows, as plain JSON-ready data."""
+    orgs = org_status(con, credit_usd)
+    models = model_status(con)
+    out = []
+    for row in orgs.iter_rows(named=True):
+        mine = models.filter(pl.col("org") == row["org"]).drop("org")
+        out.append(
+            {k: _iso(v) for k, v in row.items()}
+            | {"models": [{k: _iso(v) for k, v in m.items()} for m in mine.iter_rows(named=True)]}
+        )
+    return {"orgs": out}
+
+
+def _fmt_int(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _fmt_time(value: str | None) -> str:
+    return "never" if value is None else value[:19].replace("T", " ") + " UTC"
+
+
+def print_status(doc: dict, out: Console) -> None:
+    """Human view of ``status_document``: a summary line and a model table per org."""
+    if not doc["orgs"]:
+        out.print("no organizations collected yet: run `runway-costs collect`")
+    for org in doc["orgs"]:
+        balance = _fmt_int(org["credit_balance"])
+        usd = "-" if org["balance_usd"] is None else f"${org['balance_usd']:,.2f}"
+        cap = _fmt_int(org["max_monthly_credit_spend"])
+        cap_usd = "-" if org["cap_usd"] is None else f"${org['cap_usd']:,.2f}"
+        out.print(
+            f"[bold]{org['org']}[/]  balance {balance} credits ({usd})  "
+            f"monthly cap {cap} credits ({cap_usd})  "
+            f"last collected {_fmt_time(org['last_success_at'])}",
+            highlight=False,
+        )
+        if org["last_status"] == "failed":
+            out.print(f"  [red]last run failed:[/] {org['last_error']}", highlight=False)
+        table = Table(show_edge=False, pad_edge=False)
+        table.add_column("model")
+        table.add_column("concurrent", justify="right")
+        table.add_column("daily limit", justify="right")
+        table.add_column("generations (24h)", justify="right")
+        for m in org["models"]:
+            table.add_row(
+                m["model"],
+                _fmt_int(m["max_concurrent_generations"]),
+                _fmt_int(m["max_daily_generations"]),
+                _fmt_int(m["daily_generations"]),
+            )
+        if org["models"]:
+            out.print(table)
+        out.print()
+
+
+def show_status(db_path: Path, credit_usd: float, out: Console) -> None:
+    """Print the status report for ``db_path`` (used by ``status`` and ``demo``)."""
+    with closing(connect_reader(db_path)) as con:
+        doc = status_document(con, credit_usd)
+    print_status(doc, out)
+
+
+def _parse_date(value: str | None, flag: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{flag}: {value!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+@handle_errors
+def status(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")] = False,
+) -> None:
+    """Per organization: balance, monthly cap, last collection, model limits and 24h usage.
+
+    Exit 0, or 2 when there is no data yet or the config is bad.
+    """
+    settings = settings_from(config, db)
+    try:
+        with closing(connect_reader(settings.db_path)) as con:
+            doc = status_document(con, settings.credit_usd)
+    except NoDataError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        print_status(doc, console)
+
+
+@handle_errors
+def export_usage(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    org: Annotated[str | None, typer.Option("--org", help="Only this organization")] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="First date, inclusive (YYYY-MM-DD)")
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Last date, inclusive (YYYY-MM-DD)")
+    ] = None,
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="Output format")] = (
+        ExportFormat.csv
+    ),
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here (atomically) not stdout")
+    ] = None,
+) -> None:
+    """Daily net credits as org,date,model,credits sorted by org, date, model.
+
+    Exit 0, or 2 on a bad date, unknown organization, parquet without -o or no data.
+    """
+    start = _parse_date(from_, "--from")
+    end = _parse_date(to, "--to")
+    if start and end and start > end:
+        raise fail(f"--from {start} is after --to {end}")
+    if fmt is ExportFormat.parquet and output is None:
+        raise fail("--format parquet needs an output file (-o FILE)")
+    settings = settings_from(config, db)
+    try:
+        with closing(connect_reader(settings.db_path)) as con:
+            if org is not None and org not in (orgs := known_orgs(con)):
+                known = ", ".join(orgs) or "none"
+                raise fail(f"unknown organization {org!r} (in the database: {known})")
+            frame = usage_export(con, org, start, end)
+    except NoDataError as exc:
+        raise fail(str(exc)) from None
+    if output is None:
+        sys.stdout.write(render(frame, fmt.value))
+        return
+    try:
+        write_atomic(frame, fmt.value, output)
+    except OSError as exc:
+        raise fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_USAGE) from None
+    console.print(f"wrote {frame.height} rows to {output}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("status")(status)
+    export = typer.Typer(help="Export collected data.", no_args_is_help=True)
+    export.command("usage")(export_usage)
+    app.add_typer(export, name="export")
