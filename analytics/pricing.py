@@ -12,6 +12,7 @@ Public API (the dashboard's planner calls these; keep them stable):
 - ``price_plan(plan: pl.DataFrame, rates: RateTable, on: date | None = None) -> pl.DataFrame``
   adds ``priced_on``, ``credits_min``, ``credits_max``, ``usd_min``, ``usd_max``, ``priced``,
   ``note`` to the plan's rows (missing plan columns are treated as empty).
+- ``normalize_plan(plan: pl.DataFrame) -> pl.DataFrame``: every plan column, typed.
 - ``summarize(priced: pl.DataFrame) -> PlanSummary`` with ``by_model``, ``by_label``
   (frames), ``total`` (PlanTotal) and ``unpriced_rows`` (frame: line, model, note).
 """
@@ -52,7 +53,7 @@ def today_utc() -> date:
     return datetime.now(UTC).date()
 
 
-def _normalized(plan: pl.DataFrame) -> pl.DataFrame:
+def normalize_plan(plan: pl.DataFrame) -> pl.DataFrame:
     """The plan with every plan column present and typed (the dashboard may send fewer)."""
     cols = []
     for name, dtype in PLAN_SCHEMA.items():
@@ -79,7 +80,7 @@ def price_plan(plan: pl.DataFrame, rates: RateTable, on: date | None = None) -> 
     """Priced rows: the plan's rows, in order, with credit and USD ranges per row."""
     c = pl.col
     on = on or today_utc()
-    df = _normalized(plan).with_row_index("_i").with_columns(priced_on=c("date").fill_null(on))
+    df = normalize_plan(plan).with_row_index("_i").with_columns(priced_on=c("date").fill_null(on))
     units = _model_units(rates)
     prices = rates.prices
     matched = (

@@ -1,0 +1,462 @@
+"""``runway-costs price PLAN``: what a plan will cost, and whether it can run at all.
+
+Exit codes: 0 ok, 2 bad input (plan, rate file, flags, config), 3 the plan's maximum
+exceeds ``--budget`` / ``--budget-usd``. Rows, totals and feasibility are computed by
+``analytics``; this module only parses flags and presents the results.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import closing
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import polars as pl
+import typer
+from rich.table import Table
+
+from analytics.compare import alternatives, cheapest
+from analytics.db import NoDataError, connect_reader
+from analytics.feasibility import (
+    Feasibility,
+    FeasibilityError,
+    feasibility_for_org,
+    feasibility_for_tier,
+)
+from analytics.plan import PlanError, read_plan
+from analytics.pricing import PlanSummary, price_plan, summarize, today_utc
+from analytics.rates import RateError, RateTable, load_rates, resolve_rates_path
+from analytics.tiertable import TierError, load_tiers
+from runway_costs.cli.common import (
+    EXIT_BUDGET,
+    EXIT_USAGE,
+    ConfigOption,
+    DbOption,
+    console,
+    err_console,
+    fail,
+    handle_errors,
+    settings_from,
+)
+
+MAX_SHOWN_ROWS = 200
+
+
+def register(app: typer.Typer) -> None:
+    app.command("price")(price)
+
+
+@handle_errors
+def price(
+    plan: Annotated[Path, typer.Argument(help="Plan file: CSV or JSON rows of planned jobs.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Machine-readable CSV.")] = False,
+    budget: Annotated[
+        int | None,
+        typer.Option("--budget", min=0, help="Exit 3 if the plan may cost more credits."),
+    ] = None,
+    budget_usd: Annotated[
+        float | None,
+        typer.Option("--budget-usd", min=0, help="Exit 3 if the plan may cost more USD."),
+    ] = None,
+    org: Annotated[
+        str | None, typer.Option("--org", help="Check feasibility against this org's snapshot.")
+    ] = None,
+    tier: Annotated[
+        int | None, typer.Option("--tier", min=1, max=5, help="Check feasibility against a tier.")
+    ] = None,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Show the same jobs on other capable models.")
+    ] = False,
+    rates: Annotated[
+        Path | None,
+        typer.Option("--rates", help="Rate file [config `rates`, default data/rates.toml]"),
+    ] = None,
+    on: Annotated[
+        str | None,
+        typer.Option("--date", help="Price rows without a date as of YYYY-MM-DD [today]."),
+    ] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Price a plan of generations: per row, by model, by label, in credits and USD."""
+    for a, b, names in (
+        (as_json, as_csv, "--json and --csv"),
+        (budget is not None, budget_usd is not None, "--budget and --budget-usd"),
+        (org is not None, tier is not None, "--org and --tier"),
+    ):
+        if a and b:
+            raise fail(f"{names} cannot be used together")
+    settings = settings_from(config, db)
+    price_date = _parse_date(on) if on else today_utc()
+    try:
+        table = load_rates(resolve_rates_path(rates, settings.rates_path))
+    except RateError as exc:
+        raise fail(str(exc)) from None
+    try:
+        planned = read_plan(plan, table)
+    except PlanError as exc:
+        err_console.print(
+            f"[bold red]error:[/] {exc.source}: {exc.total} problem(s), nothing priced",
+            highlight=False,
+        )
+        for line in exc.lines():
+            err_console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+    priced = price_plan(planned, table, price_date)
+    summary = summarize(priced)
+    best = cheapest(priced, alternatives(planned, table, price_date)) if compare else None
+    feas = _feasibility(org, tier, priced, table, settings.db_path)
+    limit = _budget(budget, budget_usd, summary)
+
+    if as_json:
+        doc = _document(plan, price_date, table, priced, summary, best, feas, limit)
+        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+    elif as_csv:
+        sys.stdout.write(_csv(priced, summary, best, feas))
+    else:
+        _show(plan, price_date, table, priced, summary, best, feas, limit)
+
+    if summary.total.unpriced_rows:
+        err_console.print(
+            f"[yellow]warning:[/] {summary.total.unpriced_rows} row(s) have no price and are "
+            "not in the totals",
+            highlight=False,
+        )
+    if limit is not None and limit["exceeded"]:
+        unit = "credits" if budget is not None else "USD"
+        got = summary.total.credits_max if budget is not None else summary.total.usd_max
+        raise fail(
+            f"over budget: the plan may cost up to {got:,} {unit}, the budget is "
+            f"{limit['limit']:,} {unit}",
+            EXIT_BUDGET,
+        )
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise fail(f"--date: {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _feasibility(
+    org: str | None, tier: int | None, priced: pl.DataFrame, table: RateTable, db_path: Path
+) -> Feasibility | None:
+    if org is not None:
+        try:
+            with closing(connect_reader(db_path)) as con:
+                return feasibility_for_org(con, org, priced, table)
+        except (NoDataError, FeasibilityError) as exc:
+            raise fail(str(exc)) from None
+    if tier is not None:
+        try:
+            return feasibility_for_tier(load_tiers(), tier, priced, table)
+        except TierError as exc:
+            raise fail(str(exc)) from None
+    return None
+
+
+def _budget(credits: int | None, usd: float | None, summary: PlanSummary) -> dict[str, Any] | None:
+    """The budget check on the plan's maximum (ranges are checked at their top)."""
+    if credits is not None:
+        return {
+            "unit": "credits",
+            "limit": credits,
+            "exceeded": summary.total.credits_max > credits,
+        }
+    if usd is not None:
+        return {"unit": "usd", "limit": usd, "exceeded": summary.total.usd_max > usd}
+    return None
+
+
+# ------------------------------------------------------------------------------ machines
+
+
+def _records(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    return frame.to_dicts()
+
+
+def _feasibility_doc(feas: Feasibility) -> dict[str, Any]:
+    doc = asdict(feas)
+    doc["models"] = _records(feas.models)
+    doc["notes"] = list(feas.notes)
+    return doc
+
+
+def _document(
+    plan: Path,
+    on: date,
+    table: RateTable,
+    priced: pl.DataFrame,
+    summary: PlanSummary,
+    best: pl.DataFrame | None,
+    feas: Feasibility | None,
+    limit: dict[str, Any] | None,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "plan": str(plan),
+        "priced_on": on.isoformat(),
+        "rates": str(table.source),
+        "credit_usd": table.credit_usd,
+        "rows": _records(priced),
+        "by_model": _records(summary.by_model),
+        "by_label": _records(summary.by_label),
+        "total": asdict(summary.total),
+        "unpriced_rows": _records(summary.unpriced_rows),
+    }
+    if limit is not None:
+        doc["budget"] = limit
+    if best is not None:
+        doc["compare"] = _records(best)
+    if feas is not None:
+        doc["feasibility"] = _feasibility_doc(feas)
+    return doc
+
+
+def _csv(
+    priced: pl.DataFrame,
+    summary: PlanSummary,
+    best: pl.DataFrame | None,
+    feas: Feasibility | None,
+) -> str:
+    """One CSV; a ``section`` column tells rows, by_model, by_label, total, feasibility apart."""
+    rows = priced
+    if best is not None:
+        rows = rows.join(
+            best.select(
+                "row",
+                "alt_model",
+                "alt_credits_min",
+                "alt_credits_max",
+                "saving_credits",
+                "saving_usd",
+            ),
+            on="row",
+            how="left",
+        )
+    parts = [
+        rows.select(pl.lit("row").alias("section"), pl.all()),
+        summary.by_model.select(pl.lit("by_model").alias("section"), pl.all()),
+        summary.by_label.select(pl.lit("by_label").alias("section"), pl.all()),
+        pl.DataFrame([asdict(summary.total)]).select(pl.lit("total").alias("section"), pl.all()),
+    ]
+    if feas is not None:
+        parts.append(feas.models.select(pl.lit("feasibility").alias("section"), pl.all()))
+    return pl.concat(parts, how="diagonal_relaxed").write_csv()
+
+
+# ------------------------------------------------------------------------------ humans
+
+
+def _range(lo: int | float | None, hi: int | float | None, usd: bool = False) -> str:
+    if lo is None or hi is None:
+        return "-"
+    fmt = (lambda v: f"${v:,.2f}") if usd else (lambda v: f"{v:,}")
+    return fmt(lo) if lo == hi else f"{fmt(lo)}–{fmt(hi)}"
+
+
+def _job(row: dict[str, Any]) -> str:
+    parts = []
+    if row["seconds"] is not None:
+        parts.append(f"{row['seconds']:g} s")
+    if row["characters"] is not None:
+        parts.append(f"{row['characters']:,} chars")
+    if row["resolution"]:
+        parts.append(row["resolution"])
+    if row["audio"] is not None:
+        parts.append("audio" if row["audio"] else "no audio")
+    if row["date"] is not None:
+        parts.append(f"on {row['date']}")
+    return ", ".join(parts)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    days, rest = divmod(s, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
+    return " ".join(f"{v}{u}" for v, u in parts if v) or "0s"
+
+
+def _totals_table(title: str, key: str, frame: pl.DataFrame) -> Table:
+    t = Table(title=title, title_justify="left")
+    for name, justify in (
+        (key, "left"),
+        ("rows", "right"),
+        ("count", "right"),
+        ("credits", "right"),
+        ("USD", "right"),
+    ):
+        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in frame.iter_rows(named=True):
+        t.add_row(
+            str(r[key]),
+            str(r["rows"]),
+            f"{r['count']:,}",
+            _range(r["credits_min"], r["credits_max"]),
+            _range(r["usd_min"], r["usd_max"], usd=True),
+        )
+    return t
+
+
+def _show(
+    plan: Path,
+    on: date,
+    table: RateTable,
+    priced: pl.DataFrame,
+    summary: PlanSummary,
+    best: pl.DataFrame | None,
+    feas: Feasibility | None,
+    limit: dict[str, Any] | None,
+) -> None:
+    rows = Table(title=f"{plan} priced on {on} (rates: {table.source.name})", title_justify="left")
+    for name, justify in (
+        ("line", "right"),
+        ("label", "left"),
+        ("model", "left"),
+        ("count", "right"),
+        ("job", "left"),
+        ("credits", "right"),
+        ("USD", "right"),
+    ):
+        rows.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in priced.head(MAX_SHOWN_ROWS).iter_rows(named=True):
+        credits = (
+            _range(r["credits_min"], r["credits_max"]) if r["priced"] else "[yellow]unpriced[/]"
+        )
+        rows.add_row(
+            str(r["line"] or r["row"]),
+            r["label"] or "",
+            r["model"],
+            f"{r['count']:,}",
+            _job(r),
+            credits,
+            _range(r["usd_min"], r["usd_max"], usd=True),
+        )
+    console.print(rows)
+    if priced.height > MAX_SHOWN_ROWS:
+        console.print(f"... {priced.height - MAX_SHOWN_ROWS:,} more rows (use --json or --csv)")
+    console.print(_totals_table("By model", "model", summary.by_model))
+    if summary.by_label.height > 1 or summary.by_label["label"][0] != "(no label)":
+        console.print(_totals_table("By label", "label", summary.by_label))
+    tot = summary.total
+    console.print(
+        f"[bold]Total:[/] {_range(tot.credits_min, tot.credits_max)} credits "
+        f"({_range(tot.usd_min, tot.usd_max, usd=True)}) for {tot.rows:,} rows"
+        + (f", {tot.unpriced_rows} unpriced" if tot.unpriced_rows else ""),
+        highlight=False,
+    )
+    for r in summary.unpriced_rows.iter_rows(named=True):
+        console.print(
+            f"[yellow]unpriced:[/] line {r['line'] or r['row']} {r['model']}: {r['note']}",
+            highlight=False,
+        )
+    if best is not None:
+        _show_compare(best)
+    if feas is not None:
+        _show_feasibility(feas)
+    if limit is not None:
+        shown = (
+            f"{limit['limit']:,} credits"
+            if limit["unit"] == "credits"
+            else (f"${limit['limit']:,.2f}")
+        )
+        verdict = "[red]exceeded[/]" if limit["exceeded"] else "[green]within budget[/]"
+        console.print(f"[bold]Budget:[/] {shown}: {verdict}", highlight=False)
+
+
+def _show_compare(best: pl.DataFrame) -> None:
+    t = Table(title="Cheapest alternative per row", title_justify="left")
+    for name, justify in (
+        ("line", "right"),
+        ("model", "left"),
+        ("credits", "right"),
+        ("cheapest alternative", "left"),
+        ("its credits", "right"),
+        ("saving", "right"),
+    ):
+        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in best.iter_rows(named=True):
+        if r["alt_model"] is None:
+            alt, its, saving = "none can do this job", "-", "-"
+        else:
+            alt = r["alt_model"]
+            its = _range(r["alt_credits_min"], r["alt_credits_max"])
+            saving = (
+                f"{r['saving_credits']:,} (${r['saving_usd']:,.2f})"
+                if r["saving_credits"] > 0
+                else "already cheapest"
+            )
+        t.add_row(
+            str(r["line"] or r["row"]),
+            r["model"],
+            _range(r["credits_min"], r["credits_max"]),
+            alt,
+            its,
+            saving,
+        )
+    console.print(t)
+
+
+def _show_feasibility(feas: Feasibility) -> None:
+    t = Table(title=f"Feasibility against {feas.source}", title_justify="left")
+    for name in (
+        "model",
+        "generations",
+        "used today",
+        "daily limit",
+        "days needed",
+        "concurrency",
+        "min wall-clock",
+    ):
+        t.add_column(name, justify="left" if name == "model" else "right")
+    for r in feas.models.iter_rows(named=True):
+        if r["note"]:
+            t.add_row(r["model"], f"{r['generations']:,}", "-", "-", "-", "-", r["note"])
+            continue
+        t.add_row(
+            r["model"],
+            f"{r['generations']:,}",
+            f"{r['used_today']:,}",
+            _range(r["daily_limit_min"], r["daily_limit_max"]),
+            _range(r["days_min"], r["days_max"]),
+            _range(r["concurrency_min"], r["concurrency_max"]),
+            _duration(r["wall_clock_min_s"])
+            if r["wall_clock_min_s"] == r["wall_clock_max_s"]
+            else f"{_duration(r['wall_clock_min_s'])}–{_duration(r['wall_clock_max_s'])}",
+        )
+    console.print(t)
+    if feas.balance is not None:
+        verdict = "[green]fits[/]" if feas.fits_balance else "[red]does not fit[/]"
+        console.print(
+            f"Balance: {feas.balance:,} credits; plan maximum {feas.plan_credits_max:,}: "
+            f"{verdict}"
+            + (f", {feas.missing_credits:,} credits missing" if feas.missing_credits else ""),
+            highlight=False,
+        )
+    bought = (
+        f"{feas.purchased_30d:,} bought in the last 30 days, "
+        if (feas.purchased_30d is not None)
+        else ""
+    )
+    verdict = (
+        "[green]fits[/]"
+        if feas.fits_cap
+        else (f"[red]does not fit[/]: {feas.cap_shortfall:,} credits over the cap")
+    )
+    console.print(
+        f"Purchase cap: {feas.purchase_cap:,} credits per 30 days, {bought}"
+        f"{feas.cap_available:,} available; buying {feas.missing_credits:,}: {verdict}",
+        highlight=False,
+    )
+    for note in feas.notes:
+        console.print(f"[dim]note: {note}[/]", highlight=False)
