@@ -1,0 +1,1 @@
+"""The Streamlit dashboard: pages that present what ``analytics.views`` returns."""

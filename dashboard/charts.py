@@ -1,0 +1,84 @@
+"""Altair charts; every title names the organizations the chart shows."""
+
+from __future__ import annotations
+
+import altair as alt
+import polars as pl
+
+from analytics.views import Scope
+
+
+def titled(what: str, scope: Scope) -> str:
+    return f"{what}: {scope.label}"
+
+
+def stacked_daily(daily: pl.DataFrame, scope: Scope) -> alt.Chart:
+    return (
+        alt.Chart(daily.to_pandas(), title=titled("Credits per day by model", scope))
+        .mark_bar()
+        .encode(
+            x=alt.X("date:T", title="day (UTC)"),
+            y=alt.Y("sum(credits):Q", title="credits"),
+            color=alt.Color("model:N", title="model"),
+            tooltip=["date:T", "model:N", "credits:Q"],
+        )
+    )
+
+
+def monthly_bars(monthly: pl.DataFrame, scope: Scope) -> alt.Chart:
+    return (
+        alt.Chart(monthly.to_pandas(), title=titled("Credits per month", scope))
+        .mark_bar()
+        .encode(
+            x=alt.X("yearmonth(month):O", title="month"),
+            y=alt.Y("credits:Q", title="credits"),
+            tooltip=["yearmonth(month):O", "credits:Q", "usd:Q"],
+        )
+    )
+
+
+def model_bars(by_model: pl.DataFrame, scope: Scope) -> alt.Chart:
+    return (
+        alt.Chart(by_model.to_pandas(), title=titled("Credits per model", scope))
+        .mark_bar()
+        .encode(
+            y=alt.Y("model:N", sort="-x", title="model"),
+            x=alt.X("credits:Q", title="credits"),
+            tooltip=["model:N", "credits:Q", "usd:Q"],
+        )
+    )
+
+
+def generations_history(history: pl.DataFrame, scope: Scope) -> alt.LayerChart:
+    base = alt.Chart(
+        history.to_pandas(), title=titled("Daily generations (rolling 24 h) vs limit", scope)
+    ).encode(x=alt.X("date:T", title="day (UTC)"))
+    used = base.mark_line().encode(
+        y=alt.Y("daily_generations:Q", title="generations"),
+        color=alt.Color("series:N", title="org / model"),
+    )
+    limit = base.mark_line(strokeDash=[4, 3], opacity=0.6).encode(
+        y="max_daily_generations:Q", color="series:N"
+    )
+    return alt.layer(used, limit)
+
+
+def cumulative_window(window: pl.DataFrame, cap: int | None, scope: Scope) -> alt.LayerChart:
+    """Cumulative spend in the 30-day window, forecast band, and the purchase-cap line."""
+    frame = window.to_pandas()
+    title = titled("Cumulative spend, last 30 days and forecast, vs 30-day cap", scope)
+    base = alt.Chart(frame, title=title).encode(x=alt.X("date:T", title="day (UTC)"))
+    layers = [
+        base.transform_filter("datum.kind == 'forecast'")
+        .mark_area(opacity=0.25)
+        .encode(y=alt.Y("low:Q", title="credits"), y2="high:Q"),
+        base.mark_line(point=True).encode(
+            y="cumulative:Q",
+            strokeDash=alt.StrokeDash("kind:N", title=""),
+            tooltip=["date:T", "kind:N", "cumulative:Q", "low:Q", "high:Q"],
+        ),
+    ]
+    if cap is not None:
+        rule = alt.Chart(pl.DataFrame({"cap": [cap], "label": ["30-day purchase cap"]}).to_pandas())
+        layers.append(rule.mark_rule(color="red", strokeDash=[6, 4]).encode(y="cap:Q"))
+    return alt.layer(*layers)
