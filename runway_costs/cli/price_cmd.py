@@ -103,6 +103,7 @@ def price(
         err_console.print(
             f"[bold red]error:[/] {exc.source}: {exc.total} problem(s), nothing priced",
             highlight=False,
+            soft_wrap=True,
         )
         for line in exc.lines():
             err_console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
@@ -127,6 +128,7 @@ def price(
             f"[yellow]warning:[/] {summary.total.unpriced_rows} row(s) have no price and are "
             "not in the totals",
             highlight=False,
+            soft_wrap=True,
         )
     if limit is not None and limit["exceeded"]:
         unit = "credits" if budget is not None else "USD"
