@@ -56,7 +56,9 @@ class SandboxServer:
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> SandboxServer:
         """Bind 127.0.0.1:port (0 = any free port) and serve in a daemon thread."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so,
+        # and without it every response waits ~40 ms on Nagle + delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((HOST, self._port))
         sock.listen(256)
