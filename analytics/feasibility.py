@@ -74,19 +74,20 @@ def feasibility_for_org(
 ) -> Feasibility:
     """Assess the plan against the org's latest snapshot at or before ``as_of`` (naive UTC)."""
     as_of = as_of or datetime.now(UTC).replace(tzinfo=None)
-    state = con.execute(
+    found = con.execute(
         """SELECT taken_at, credit_balance, max_monthly_credit_spend FROM org_snapshots
            WHERE org = ? AND taken_at <= ? ORDER BY taken_at DESC LIMIT 1""",
         [org, as_of],
-    ).fetchone()
-    if state is None:
-        known = [r[0] for r in con.execute("SELECT DISTINCT org FROM org_snapshots ORDER BY 1")]
+    ).fetchall()
+    if not found:
+        rows = con.execute("SELECT DISTINCT org FROM org_snapshots ORDER BY 1").fetchall()
+        known = [r[0] for r in rows]
         raise FeasibilityError(
             f"no snapshot of organization {org!r} in the database "
             f"(known: {', '.join(known) or 'none'}); run `runway-costs collect` first"
         )
-    taken_at, balance, cap = state
-    limits = con.execute(
+    taken_at, balance, cap = found[0]
+    limits_arrow = con.sql(
         """SELECT model, daily_generations AS used_today,
                   max_daily_generations AS daily_limit_min,
                   max_daily_generations AS daily_limit_max,
@@ -94,8 +95,9 @@ def feasibility_for_org(
                   max_concurrent_generations AS concurrency_max
            FROM model_snapshots WHERE org = ? AND taken_at <= ?
            QUALIFY row_number() OVER (PARTITION BY model ORDER BY taken_at DESC) = 1""",
-        [org, as_of],
-    ).pl()
+        params=[org, as_of],
+    ).to_arrow_table()
+    limits = pl.from_arrow(limits_arrow)
     head = purchase_headroom(con, as_of.date(), [org], credit_usd=rates.credit_usd)
     notes = [f"limits and balance from the snapshot taken {taken_at:%Y-%m-%d %H:%M} UTC"]
     purchased: int | None = None
@@ -112,7 +114,7 @@ def feasibility_for_org(
         f"organization {org!r}",
         priced,
         rates,
-        limits.cast(LIMIT_SCHEMA),  # type: ignore[arg-type]
+        limits.cast(LIMIT_SCHEMA),  # type: ignore[union-attr]
         balance=int(balance),
         cap=int(cap),
         purchased=purchased,
