@@ -14,13 +14,19 @@ Public API::
     collection_status(con, settings, scope, now) -> CollectionStatus
     overview(con, settings, scope, now) -> Overview
     spend(con, settings, scope, start, end, top_n=6) -> SpendData
-    limits(con, settings, scope, start, as_of) -> LimitsData
-    planner(...) / alerts(...)                                  # see their docstrings
+    limits(con, settings, scope, start, at) -> LimitsData
+    plan_rows_from_file(settings, name, data) -> list[dict]     # raises plan.PlanError
+    price_records(settings, records) -> PlannerData
+    plan_feasibility(con, settings, records_json, org) -> Feasibility | None
+    tier_feasibility(settings, records, tier) -> Feasibility | None
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -29,12 +35,22 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from analytics import compare as compare_mod
+from analytics import feasibility as feasibility_mod
+from analytics import forecast as forecast_mod
+from analytics import limits as limits_mod
+from analytics import plan as plan_mod
+from analytics import pricing as pricing_mod
 from analytics import purchases as purchases_mod
+from analytics import rates as rates_mod
 from analytics import spend as spend_mod
+from analytics import tiers as tiers_mod
+from analytics import tiertable as tiertable_mod
 from analytics.db import DatabaseBusyError, NoDataError, connect_reader
 from runway_costs.config import Settings
 
 WINDOW_DAYS = 30  # the API's rolling purchase-cap window
+HORIZON_DAYS = forecast_mod.HORIZON_DAYS  # run-out and cap dates are searched this far
 
 
 class DataUnavailable(Exception):
@@ -91,7 +107,13 @@ def known_orgs(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:
     return spend_mod.known_orgs(con)
 
 
-def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> pl.DataFrame:
+def _cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A separate cursor per analytics call: one left with an unfetched result (DuckDB
+    refuses further work on it) cannot then break the next call."""
+    return con.cursor()
+
+
+def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> pl.DataFrame:
     return con.sql(sql, params=params).pl()
 
 
@@ -221,36 +243,61 @@ class LimitsData:
 
     scope: Scope
     as_of: date
-    current: pl.DataFrame
-    # org, model, daily_generations, max_daily_generations, used (ratio or null),
-    # max_concurrent_generations, taken_at
+    current: pl.DataFrame  # analytics.limits.limit_use columns, one row per (org, model)
     history: pl.DataFrame  # org, model, date, daily_generations, max_daily_generations
+    tiers: pl.DataFrame
+    # org, tier, cap_credits, next_tier, next_cap_credits, next_unlock_days,
+    # next_unlock_spend_usd, days_at_tier, spend_usd, days_progress, spend_progress, eligible
+
+
+def _tiers_frame(progress: list[tiers_mod.TierProgress]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            {
+                "org": p.org,
+                "tier": p.tier,
+                "cap_credits": p.cap_credits,
+                "next_tier": p.next_tier,
+                "next_cap_credits": p.next_cap_credits,
+                "next_unlock_days": p.next_unlock_days,
+                "next_unlock_spend_usd": p.next_unlock_spend_usd,
+                "days_at_tier": p.days_at_tier,
+                "spend_usd": p.spend_usd,
+                "days_progress": p.days_progress,
+                "spend_progress": p.spend_progress,
+                "eligible": p.eligible,
+            }
+            for p in progress
+        ],
+        schema={
+            "org": pl.String,
+            "tier": pl.Int64,
+            "cap_credits": pl.Int64,
+            "next_tier": pl.Int64,
+            "next_cap_credits": pl.Int64,
+            "next_unlock_days": pl.Int64,
+            "next_unlock_spend_usd": pl.Float64,
+            "days_at_tier": pl.Float64,
+            "spend_usd": pl.Float64,
+            "days_progress": pl.Float64,
+            "spend_progress": pl.Float64,
+            "eligible": pl.Boolean,
+        },
+    )
 
 
 def limits(
-    con: duckdb.DuckDBPyConnection, settings: Settings, scope: Scope, start: date, as_of: date
+    con: duckdb.DuckDBPyConnection, settings: Settings, scope: Scope, start: date, at: datetime
 ) -> LimitsData:
-    """Latest model snapshot per (org, model) and the end-of-day value for each day.
+    """Limit use now (``analytics.limits``), its daily history, and tier progress.
 
     model_snapshots holds a row only when something changed, so a day's value is the
     latest row at or before that day's end (an ASOF join), not only that day's rows.
     """
-    params = {"orgs": scope.org_list, "end": as_of + timedelta(days=1)}
-    current = _frame(
-        con,
-        """
-        SELECT org, model,
-               arg_max(daily_generations, taken_at) AS daily_generations,
-               arg_max(max_daily_generations, taken_at) AS max_daily_generations,
-               arg_max(max_concurrent_generations, taken_at) AS max_concurrent_generations,
-               max(taken_at) AS taken_at
-        FROM model_snapshots
-        WHERE list_contains($orgs, org) AND taken_at < $end
-        GROUP BY org, model
-        ORDER BY org, model
-        """,
-        params,
-    ).with_columns((pl.col("daily_generations") / pl.col("max_daily_generations")).alias("used"))
+    as_of = at.date()
+    current = limits_mod.limit_use(
+        con, at, scope.org_list, high_ratio=settings.alerts.thresholds.daily_generations_ratio
+    )
     history = _frame(
         con,
         """
@@ -265,9 +312,16 @@ def limits(
           ON g.org = s.org AND g.model = s.model AND g.day_end > s.taken_at
         ORDER BY g.org, g.model, g.date
         """,
-        {**params, "start": start},
+        {"orgs": scope.org_list, "start": start, "end": as_of + timedelta(days=1)},
     )
-    return LimitsData(scope=scope, as_of=as_of, current=current, history=history)
+    table = tiertable_mod.load_tiers()
+    progress = [
+        tiers_mod.tier_progress(_cursor(con), table, at, org, settings.credit_usd)
+        for org in scope.orgs
+    ]
+    return LimitsData(
+        scope=scope, as_of=as_of, current=current, history=history, tiers=_tiers_frame(progress)
+    )
 
 
 # --- overview ------------------------------------------------------------------------
@@ -275,7 +329,12 @@ def limits(
 
 @dataclass(frozen=True)
 class Overview:
-    """The at-a-glance figures for the scope, as of its last collection."""
+    """The at-a-glance figures for the scope, as of its last collection.
+
+    For several organizations every figure is the sum over them; the month-end interval
+    is the sum of the per-organization intervals (a cautious, slightly wide band), and
+    the run-out date is the earliest organization's (named in ``runout_org``).
+    """
 
     scope: Scope
     status: CollectionStatus
@@ -288,13 +347,24 @@ class Overview:
     mtd_usd: float
     rolling_30d_credits: int
     budget_credits: int | None  # sum of the scope's organization-wide monthly budgets
-    window: pl.DataFrame  # date, kind ("actual"), cumulative, low, high
+    month_end_low: int
+    month_end_mid: int
+    month_end_high: int
+    runout_date: date | None
+    runout_org: str | None
+    cap_bound_date: date | None
+    per_org: pl.DataFrame  # org, balance, mtd, month_end_mid, runout_date, cap_bound_date
+    window: pl.DataFrame  # date, kind ("actual" | "forecast"), cumulative, low, high
+    credit_usd: float = 0.01
 
     @property
     def budget_used(self) -> float | None:
         if not self.budget_credits:
             return None
         return self.mtd_credits / self.budget_credits
+
+    def usd(self, credits: int | None) -> float | None:
+        return None if credits is None else round(credits * self.credit_usd, 2)
 
 
 def scope_budget(settings: Settings, scope: Scope) -> int | None:
@@ -307,27 +377,109 @@ def scope_budget(settings: Settings, scope: Scope) -> int | None:
     return sum(found) if found else None
 
 
+def as_of_time(status: CollectionStatus) -> datetime:
+    """The moment the figures describe: the last successful collection, else end of day."""
+    if status.last_success is not None:
+        return status.last_success
+    return datetime.combine(status.as_of, datetime.max.time()).replace(microsecond=0)
+
+
+def _window(
+    actual: pl.DataFrame,
+    forecast: pl.DataFrame,
+    as_of: date,
+    me_low: int,
+    me_mid: int,
+    me_high: int,
+    mtd: int,
+) -> pl.DataFrame:
+    """Cumulative spend over the last 30 days, then the forecast to month end with a band.
+
+    The band scales the forecast's remaining spend by the month-end interval's ratios
+    (``(high - mtd) / (mid - mtd)``), so at month end it meets the month-end tiles.
+    """
+    cum = actual.select(
+        "date",
+        kind=pl.lit("actual"),
+        cumulative=pl.col("credits").cum_sum(),
+        low=pl.lit(None, pl.Float64),
+        high=pl.lit(None, pl.Float64),
+    )
+    rest = me_mid - mtd
+    low_ratio = (me_low - mtd) / rest if rest > 0 else 1.0
+    high_ratio = (me_high - mtd) / rest if rest > 0 else 1.0
+    base = float(cum["cumulative"][-1]) if cum.height else 0.0
+    month_end = (as_of.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    future = forecast.filter(pl.col("date") <= month_end).select(
+        "date", ahead=pl.col("credits").cum_sum()
+    )
+    if future.is_empty():
+        return cum.with_columns(pl.col("cumulative").cast(pl.Float64))
+    # Today is in both: the actual row holds today's partial, the forecast its remainder.
+    fut = future.select(
+        "date",
+        kind=pl.lit("forecast"),
+        cumulative=base + pl.col("ahead"),
+        low=base + pl.col("ahead") * low_ratio,
+        high=base + pl.col("ahead") * high_ratio,
+    )
+    anchor = pl.DataFrame(
+        {
+            "date": [as_of],
+            "kind": ["forecast"],
+            "cumulative": [base],
+            "low": [base],
+            "high": [base],
+        },
+        schema=fut.schema,
+    )
+    return pl.concat([cum.with_columns(pl.col("cumulative").cast(pl.Float64)), anchor, fut])
+
+
 def overview(
     con: duckdb.DuckDBPyConnection, settings: Settings, scope: Scope, now: datetime
 ) -> Overview:
     status = collection_status(con, settings, scope, now)
     as_of, orgs, usd = status.as_of, scope.org_list, settings.credit_usd
+    at = as_of_time(status)
     head = purchases_mod.purchase_headroom(con, as_of, orgs, usd)
-    summary = spend_mod.spend_summary(con, as_of, orgs, usd)
+    forecasts = [forecast_mod.forecast_org(_cursor(con), settings, org, at) for org in orgs]
+    per_org = pl.DataFrame(
+        {
+            "org": [f.org for f in forecasts],
+            "balance_credits": [f.balance_credits for f in forecasts],
+            "mtd_credits": [f.spend_mtd_credits for f in forecasts],
+            "month_end_low": [f.month_end.low for f in forecasts],
+            "month_end_mid": [f.month_end.mid for f in forecasts],
+            "month_end_high": [f.month_end.high for f in forecasts],
+            "runout_date": [f.runout_date for f in forecasts],
+            "cap_bound_date": [f.cap_bound_date for f in forecasts],
+        },
+        schema_overrides={
+            "balance_credits": pl.Int64,
+            "runout_date": pl.Date,
+            "cap_bound_date": pl.Date,
+        },
+    )
     window_start = as_of - timedelta(days=WINDOW_DAYS - 1)
-    daily = (
+    actual = (
         spend_mod.spend_daily(con, orgs, window_start, as_of, usd)
         .group_by("date")
         .agg(pl.col("credits").sum())
         .sort("date")
     )
-    window = daily.select(
-        "date",
-        kind=pl.lit("actual"),
-        cumulative=pl.col("credits").cum_sum(),
-        low=pl.lit(None, pl.Int64),
-        high=pl.lit(None, pl.Int64),
+    future = (
+        pl.concat([f.daily for f in forecasts])
+        .group_by("date")
+        .agg(credits=pl.col("credits_mid").sum())
+        .sort("date")
     )
+    mtd = sum(f.spend_mtd_credits for f in forecasts)
+    low = sum(f.month_end.low for f in forecasts)
+    mid = sum(f.month_end.mid for f in forecasts)
+    high = sum(f.month_end.high for f in forecasts)
+    runouts = per_org.filter(pl.col("runout_date").is_not_null()).sort("runout_date")
+    caps = per_org["cap_bound_date"].drop_nulls()
 
     def total(frame: pl.DataFrame, column: str) -> int | None:
         return None if frame.is_empty() else int(frame[column].sum())
@@ -341,9 +493,131 @@ def overview(
         cap_credits=total(head, "cap_credits"),
         purchases_30d_credits=total(head, "purchases_30d_credits"),
         headroom_credits=total(head, "headroom_credits"),
-        mtd_credits=int(summary["mtd_credits"].sum()),
-        mtd_usd=round(int(summary["mtd_credits"].sum()) * usd, 2),
-        rolling_30d_credits=int(summary["rolling_30d_credits"].sum()),
+        mtd_credits=mtd,
+        mtd_usd=round(mtd * usd, 2),
+        rolling_30d_credits=sum(f.spend_30d_credits for f in forecasts),
         budget_credits=scope_budget(settings, scope),
-        window=window,
+        month_end_low=low,
+        month_end_mid=mid,
+        month_end_high=high,
+        runout_date=runouts["runout_date"][0] if runouts.height else None,
+        runout_org=runouts["org"][0] if runouts.height else None,
+        cap_bound_date=caps.min() if caps.len() else None,
+        per_org=per_org,
+        window=_window(actual, future, as_of, low, mid, high, mtd),
+        credit_usd=usd,
+    )
+
+
+# --- planner -------------------------------------------------------------------------
+
+EDIT_COLUMNS = (
+    "label",
+    "model",
+    "count",
+    "seconds",
+    "resolution",
+    "ratio",
+    "audio",
+    "characters",
+    "endpoint",
+    "date",
+)
+
+
+@dataclass(frozen=True)
+class PlannerData:
+    """A plan priced live: either ``errors`` (nothing priced) or the priced rows and totals."""
+
+    errors: tuple[str, ...] = ()
+    priced: pl.DataFrame | None = None
+    summary: pricing_mod.PlanSummary | None = None
+    cheaper: pl.DataFrame | None = None  # rows whose cheapest alternative saves credits
+
+
+@functools.lru_cache(maxsize=4)
+def _rates(path: Path) -> rates_mod.RateTable:
+    return rates_mod.load_rates(path)
+
+
+def rate_table(settings: Settings) -> rates_mod.RateTable:
+    """The configured rate file (``rates = ...``), else the repository's data/rates.toml."""
+    return _rates(rates_mod.resolve_rates_path(None, settings.rates_path))
+
+
+def plan_rows_from_file(settings: Settings, name: str, data: bytes) -> list[dict]:
+    """Rows of an uploaded plan file, checked like ``runway-costs price`` checks a file.
+
+    Raises ``PlanError`` listing every problem with the file's own line numbers.
+    """
+    suffix = Path(name).suffix.lower() if Path(name).suffix.lower() in (".csv", ".json") else ""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{Path(name).stem or 'plan'}{suffix}"
+        path.write_bytes(data)
+        try:
+            frame = plan_mod.read_plan(path, rate_table(settings))
+        except plan_mod.PlanError as exc:  # name the upload, not the temporary copy
+            raise plan_mod.PlanError(
+                name, exc.issues, json_rows=exc.json_rows, omitted=exc.total - len(exc.issues)
+            ) from None
+    return frame.select(EDIT_COLUMNS).to_dicts()
+
+
+def clean_records(records: list[dict]) -> list[dict]:
+    """Drop empty cells (None, NaN, blank) and fully empty rows from edited table rows."""
+    out = []
+    for rec in records:
+        row = {}
+        for key, value in rec.items():
+            if value is None or (isinstance(value, float) and value != value):
+                continue
+            if isinstance(value, str) and not value.strip():
+                continue
+            row[key] = value.isoformat() if isinstance(value, date) else value
+        if row:
+            out.append(row)
+    return out
+
+
+def price_records(settings: Settings, records: list[dict]) -> PlannerData:
+    """Validate and price table rows (``analytics.plan`` + ``analytics.pricing``)."""
+    rates = rate_table(settings)
+    rows = clean_records(records)
+    if not rows:
+        return PlannerData(errors=("the plan has no rows: add a row or upload a plan file",))
+    try:
+        plan = plan_mod.plan_from_records(rows, rates, source="the table")
+    except plan_mod.PlanError as exc:
+        return PlannerData(errors=tuple(exc.lines()))
+    priced = pricing_mod.price_plan(plan, rates)
+    cheaper = compare_mod.cheapest(priced, compare_mod.alternatives(plan, rates)).filter(
+        pl.col("saving_credits") > 0
+    )
+    return PlannerData(priced=priced, summary=pricing_mod.summarize(priced), cheaper=cheaper)
+
+
+def plan_feasibility(
+    con: duckdb.DuckDBPyConnection, settings: Settings, records_json: str, org: str
+) -> feasibility_mod.Feasibility | None:
+    """Feasibility of the plan (rows as JSON) against ``org``'s latest snapshot."""
+    data = price_records(settings, json.loads(records_json))
+    if data.priced is None:
+        return None
+    try:
+        return feasibility_mod.feasibility_for_org(
+            _cursor(con), org, data.priced, rate_table(settings)
+        )
+    except feasibility_mod.FeasibilityError:
+        return None
+
+
+def tier_feasibility(
+    settings: Settings, records: list[dict], tier: int
+) -> feasibility_mod.Feasibility | None:
+    """Feasibility of the plan at a usage tier (no database needed)."""
+    data = price_records(settings, records)
+    if data.priced is None:
+        return None
+    return feasibility_mod.feasibility_for_tier(
+        tiertable_mod.load_tiers(), tier, data.priced, rate_table(settings)
     )
