@@ -203,7 +203,7 @@ class FaultLayer:
             await asyncio.sleep(action.seconds or 0)
             await self.app(scope, receive, counting_send)
         elif action.kind == "drop":
-            await _drop(send)
+            await _drop(send, action.at or "body")
         else:
             headers_out = (
                 {"Retry-After": str(action.retry_after)} if action.retry_after is not None else {}
@@ -215,9 +215,16 @@ class FaultLayer:
             await response(scope, receive, counting_send)
 
 
-async def _drop(send: Send) -> None:
-    """Promise a body, send a fragment, return: uvicorn closes the connection, and the
-    client sees the response cut short (httpx.RemoteProtocolError)."""
+async def _drop(send: Send, at: str) -> None:
+    """Cut the connection. ``body``: promise 4096 bytes, send a fragment and return, so
+    uvicorn closes the connection mid-body. ``start``: close uvicorn's transport before
+    any byte is written (the client sees the server disconnect without a response)."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if at == "start" and transport is not None:
+        transport.close()
+        for _ in range(3):  # let connection_lost run, so uvicorn knows not to answer
+            await asyncio.sleep(0)
+        return
     await send(
         {
             "type": "http.response.start",

@@ -5,7 +5,8 @@ Spec (``--faults``): ``none`` or a comma list of faults, each with optional para
     rate_limit:n=3,retry_after=1     429 with ``Retry-After: <retry_after>`` (seconds)
     5xx_burst:n=3,codes=502+503+504  502/503/504, cycling through ``codes``
     slow:n=2,seconds=2               answer correctly but only after ``seconds``
-    drop:n=2                         close the connection mid-response (transport error)
+    drop:n=2,at=body                 close the connection mid-body (at=start: before any
+                                     byte of the response); the client sees a transport error
     chaos:p=0.2,kinds=rate_limit+5xx_burst+drop,seed=7
                                      each request faulted with probability ``p``
 
@@ -27,7 +28,7 @@ DEFAULTS: dict[str, dict[str, object]] = {
     "rate_limit": {"n": 3, "retry_after": 1},
     "5xx_burst": {"n": 3, "codes": (502, 503, 504)},
     "slow": {"n": 2, "seconds": 2.0},
-    "drop": {"n": 2},
+    "drop": {"n": 2, "at": "body"},
     "chaos": {
         "p": 0.2,
         "kinds": ("rate_limit", "5xx_burst", "drop"),
@@ -61,6 +62,7 @@ class Action:
     status: int | None = None
     retry_after: int | None = None
     seconds: float | None = None
+    at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def _make_action(kind: str, params: dict[str, object], turn: int) -> Action:
         return Action(kind, status=codes[turn % len(codes)])  # type: ignore[index,arg-type]
     if kind == "slow":
         return Action(kind, seconds=float(params.get("seconds", 2.0)))  # type: ignore[arg-type]
-    return Action("drop")
+    return Action("drop", at=str(params.get("at", "body")))
 
 
 def _convert(kind: str, name: str, raw: str) -> object:
@@ -116,6 +118,10 @@ def _convert(kind: str, name: str, raw: str) -> object:
             if not codes or any(c < 500 or c > 599 for c in codes):
                 raise ValueError
             return codes
+        if name == "at":
+            if raw not in ("body", "start"):
+                raise ValueError
+            return raw
         if name == "kinds":
             kinds = tuple(ALIASES.get(k, k) for k in raw.split("+"))
             if not kinds or any(k not in KINDS for k in kinds):

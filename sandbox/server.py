@@ -56,6 +56,7 @@ class SandboxServer:
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> SandboxServer:
         """Bind 127.0.0.1:port (0 = any free port) and serve in a daemon thread."""
+        self.world.warm()  # simulate up to today now, not inside the first requests
         # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so,
         # and without it every response waits ~40 ms on Nagle + delayed ACK.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

@@ -357,6 +357,12 @@ class World:
     def frozen(self) -> bool:
         return self._now is not None
 
+    def warm(self) -> None:
+        """Simulate every organization up to today (and yesterday, for dailyGenerations)."""
+        today = self.now().date()
+        for org in self.orgs:
+            org.record(today)
+
     # --- lookup ----------------------------------------------------------------------
     def org(self, name: str) -> Org:
         return self._by_name[name]

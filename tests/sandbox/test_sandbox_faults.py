@@ -93,6 +93,14 @@ def test_drop_cuts_the_connection_mid_response(faulty):
     assert ok.json()["tier"]["maxMonthlyCreditSpend"] == 50_000
 
 
+def test_drop_at_start_disconnects_before_any_response(faulty):
+    sb = faulty("drop:n=1,at=start")
+    with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+        get(sb, "agency")
+    assert get(sb, "agency").status_code == 200
+    assert sb.stats()["statuses"]["agency"] == {"200": 1}  # the dropped one had no status
+
+
 def test_faults_take_turns_in_the_listed_order(faulty):
     sb = faulty("rate_limit:n=1,retry_after=0,5xx_burst:n=1,drop:n=1")
     r = get(sb, "indie")
@@ -167,6 +175,7 @@ def test_parse_defaults_and_sequence():
         ("chaos:p=2", "fault 'chaos' parameter 'p': bad value '2'"),
         ("n=3", "parameter 'n=3' before any fault name"),
         ("chaos,chaos", "chaos given more than once"),
+        ("drop:at=middle", "fault 'drop' parameter 'at': bad value 'middle'"),
     ],
 )
 def test_bad_fault_specs_are_named(spec, message):
