@@ -1,0 +1,95 @@
+"""The month-end forecast, run-out and cap-bound dates on hand-made histories."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import polars as pl
+
+from analytics.forecast import DailyModel, forecast_org, month_end
+from runway_costs.config import Settings
+from tests.analytics.conftest import add_run, add_snapshot, add_usage, new_db
+
+SUNDAY = date(2026, 11, 15)
+
+
+def weekly_history(days: int = 56) -> pl.DataFrame:
+    """Mon-Fri 120 credits, Sat-Sun 40, for ``days`` days ending Sunday 15 November."""
+    dates = [SUNDAY - timedelta(days=i) for i in range(days - 1, -1, -1)]
+    return pl.DataFrame({"date": dates, "credits": [120 if d.weekday() < 5 else 40 for d in dates]})
+
+
+def test_weekday_pattern_carries_into_the_rest_of_the_month():
+    me = month_end(weekly_history(), datetime(2026, 11, 16))
+    # 1-15 Nov: 10 weekdays and 5 weekend days = 1,400; 16-30 Nov: 11 weekdays and 4
+    # weekend days = 1,480. (The naive baseline would say 1,400 / 15 * 30 = 2,800.)
+    assert me.month_to_date == 1400
+    assert me.mid == 2880
+    assert me.low <= 2880 <= me.high
+
+
+def test_today_partial_is_kept_and_the_rest_of_the_day_forecast():
+    history = pl.concat(
+        [weekly_history(), pl.DataFrame({"date": [date(2026, 11, 16)], "credits": [100]})]
+    )
+    me = month_end(history, datetime(2026, 11, 16, 12))
+    # Monday so far 100, half a Monday (60) still to come, then 17-30 Nov = 1,480 - 120.
+    assert me.month_to_date == 1500
+    assert me.mid == 1400 + 100 + 60 + 1360
+
+
+def test_trend_is_followed_and_damped():
+    values = np.array([100 + 10 * t for t in range(56)], dtype=float)
+    model = DailyModel.fit(values, SUNDAY)
+    assert [round(f, 9) for f in model.factors] == [1.0] * 7
+    assert round(model.slope, 6) == 10.0
+    assert round(model.level, 6) == 650.0  # the last day's value
+    # 650 + 10 * 0.9, then 650 + 10 * (0.9 + 0.81)
+    assert [round(v, 6) for v in model.predict(date(2026, 11, 16), 2)] == [659.0, 667.1]
+
+
+def test_flat_noise_has_no_trend():
+    rng = np.random.default_rng(3)
+    values = 1000 * rng.lognormal(0, 0.2, 56)
+    assert DailyModel.fit(values, SUNDAY).slope == 0.0
+
+
+def test_runout_and_cap_bound_dates(tmp_path):
+    con = new_db(tmp_path / "f.duckdb")
+    for i in range(56):  # 100 credits every day, 21 Sep .. 15 Nov
+        add_usage(con, "acme", SUNDAY - timedelta(days=i), "gen4.5", 100)
+    # Observed every evening 9-15 Nov; top-ups of 1,000 on 10 Nov and 200 on 15 Nov.
+    for day, balance in [(9, 400), (10, 1300), (11, 1200), (12, 1100), (13, 1000), (14, 900)]:
+        add_snapshot(con, "acme", datetime(2026, 11, day, 23), balance, cap=2000)
+        add_run(con, "acme", datetime(2026, 11, day, 23, 30))
+    add_snapshot(con, "acme", datetime(2026, 11, 15, 23), 1000, cap=2000)
+    add_run(con, "acme", datetime(2026, 11, 15, 23, 30))
+
+    fc = forecast_org(con, Settings(), "acme", datetime(2026, 11, 16))
+    assert (fc.balance_credits, fc.cap_credits) == (1000, 2000)
+    assert fc.purchases_30d_credits == 1200
+    assert (fc.spend_mtd_credits, fc.spend_30d_credits, fc.daily_rate_credits) == (1500, 2900, 100)
+    me = fc.month_end
+    assert (me.low, me.mid, me.high) == (3000, 3000, 3000)
+    # 1,000 credits at 100 a day last through 25 Nov.
+    assert fc.runout_date == date(2026, 11, 25)
+    # Then 100 a day must be bought: 1,200 already bought in the window + 9 days * 100
+    # passes 2,000 on 4 Dec (the 10 Nov top-up leaves the window only on 10 Dec).
+    assert fc.cap_bound_date == date(2026, 12, 4)
+    assert fc.cap_peak_30d_credits == 2600  # window ending 9 Dec: 1,200 + 14 * 100
+    out = fc.to_json()
+    assert out["month_end_forecast"] == {"low": 3000, "mid": 3000, "high": 3000}
+    assert out["runout_date"] == "2026-11-25"
+    assert out["cap_bound_date"] == "2026-12-04"
+    assert out["as_of"] == "2026-11-16T00:00:00Z"
+    assert out["balance_usd"] == 10.0
+    assert fc.daily["credits_mid"][:3].to_list() == [100.0, 100.0, 100.0]
+
+
+def test_no_balance_means_no_dates(tmp_path):
+    con = new_db(tmp_path / "f.duckdb")
+    add_usage(con, "acme", date(2026, 11, 14), "gen4.5", 100)
+    fc = forecast_org(con, Settings(), "acme", datetime(2026, 11, 16))
+    assert (fc.balance_credits, fc.runout_date, fc.cap_bound_date) == (None, None, None)
+    assert fc.to_json()["cap_bound_date"] is None
