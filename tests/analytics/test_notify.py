@@ -1,0 +1,62 @@
+"""Apprise delivery to a real local webhook and a real local SMTP server."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import pytest
+from pydantic import SecretStr
+
+from analytics.notify import channel_label, deliver, redact, url_secrets
+from tests.analytics.receivers import smtp_server, webhook
+
+pytestmark = pytest.mark.integration
+
+
+def test_json_webhook_receives_the_notice():
+    with webhook() as hook:
+        result = deliver(SecretStr(hook.url), "indie: balance", "runs out in 2 days", "critical")
+    assert (result.ok, result.attempts, result.error) == (True, 1, None)
+    assert hook.received[0]["title"] == "indie: balance"
+    assert hook.received[0]["message"] == "runs out in 2 days"
+    assert hook.received[0]["type"] == "failure"
+    assert hook.paths == ["/hook/TOKEN_SECRET_CANARY"]
+
+
+def test_failed_attempts_are_retried():
+    with webhook(fail_first=2) as hook:
+        result = deliver(SecretStr(hook.url), "t", "b", "warning", attempts=3, backoff=0.01)
+    assert (result.ok, result.attempts) == (True, 3)
+    assert len(hook.received) == 1
+
+
+def test_smtp_server_receives_the_mail():
+    with smtp_server() as (url, inbox):
+        result = deliver(SecretStr(url), "studio: budget", "80% of the budget used", "warning")
+    assert result.ok, result.error
+    (mail,) = inbox.messages
+    assert b"studio: budget" in mail
+    assert b"80% of the budget used" in mail
+
+
+def test_unreachable_channel_fails_without_revealing_the_url(caplog):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"json://user:PASS_SECRET_CANARY@127.0.0.1:{port}/TOKEN_SECRET_CANARY"
+    with caplog.at_level(logging.DEBUG):
+        result = deliver(SecretStr(url), "t", "b", "info", attempts=2, backoff=0.01)
+    assert (result.ok, result.attempts) == (False, 2)
+    assert result.error
+    assert "SECRET_CANARY" not in result.error
+    assert "SECRET_CANARY" not in caplog.text
+
+
+def test_labels_and_redaction():
+    url = "mailtos://bob:hunter22@smtp.example.com?to=ops@example.com"
+    assert channel_label(SecretStr(url), 2) == "mailtos#2"
+    assert redact(f"failed {url} with hunter22", url_secrets(url)) == "failed *** with ***"
+    assert deliver(SecretStr("nosuch://x"), "t", "b", "info").error == (
+        "Apprise does not accept this URL"
+    )
