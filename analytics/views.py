@@ -247,7 +247,8 @@ class LimitsData:
     history: pl.DataFrame  # org, model, date, daily_generations, max_daily_generations
     tiers: pl.DataFrame
     # org, tier, cap_credits, next_tier, next_cap_credits, next_unlock_days,
-    # next_unlock_spend_usd, days_at_tier, spend_usd, days_progress, spend_progress, eligible
+    # next_unlock_spend_usd, days_at_tier, since_first_snapshot, spend_usd, days_progress,
+    # spend_progress, eligible
 
 
 def _tiers_frame(progress: list[tiers_mod.TierProgress]) -> pl.DataFrame:
@@ -262,6 +263,7 @@ def _tiers_frame(progress: list[tiers_mod.TierProgress]) -> pl.DataFrame:
                 "next_unlock_days": p.next_unlock_days,
                 "next_unlock_spend_usd": p.next_unlock_spend_usd,
                 "days_at_tier": p.days_at_tier,
+                "since_first_snapshot": p.since_first_snapshot,
                 "spend_usd": p.spend_usd,
                 "days_progress": p.days_progress,
                 "spend_progress": p.spend_progress,
@@ -278,6 +280,7 @@ def _tiers_frame(progress: list[tiers_mod.TierProgress]) -> pl.DataFrame:
             "next_unlock_days": pl.Int64,
             "next_unlock_spend_usd": pl.Float64,
             "days_at_tier": pl.Float64,
+            "since_first_snapshot": pl.Boolean,
             "spend_usd": pl.Float64,
             "days_progress": pl.Float64,
             "spend_progress": pl.Float64,

@@ -49,18 +49,27 @@ def model_bars(by_model: pl.DataFrame, scope: Scope) -> alt.Chart:
     )
 
 
-def generations_history(history: pl.DataFrame, scope: Scope) -> alt.LayerChart:
-    base = alt.Chart(
-        history.to_pandas(), title=titled("Daily generations (rolling 24 h) vs limit", scope)
-    ).encode(x=alt.X("date:T", title="day (UTC)"))
-    used = base.mark_line().encode(
-        y=alt.Y("daily_generations:Q", title="generations"),
-        color=alt.Color("series:N", title="org / model"),
+def generations_history(history: pl.DataFrame, scope: Scope) -> alt.Chart:
+    """Share of each model's daily limit in use at the end of each day (1.0 = at the limit)."""
+    return (
+        alt.Chart(
+            history.to_pandas(),
+            title=titled("Daily generations (rolling 24 h) as a share of the limit", scope),
+        )
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("date:T", title="day (UTC)"),
+            y=alt.Y("used:Q", title="share of daily limit", axis=alt.Axis(format="%")),
+            color=alt.Color("series:N", title="org / model"),
+            tooltip=[
+                "series:N",
+                "date:T",
+                "daily_generations:Q",
+                "max_daily_generations:Q",
+                alt.Tooltip("used:Q", format=".0%"),
+            ],
+        )
     )
-    limit = base.mark_line(strokeDash=[4, 3], opacity=0.6).encode(
-        y="max_daily_generations:Q", color="series:N"
-    )
-    return alt.layer(used, limit)
 
 
 def cumulative_window(window: pl.DataFrame, cap: int | None, scope: Scope) -> alt.LayerChart:

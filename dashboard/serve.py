@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -179,5 +180,43 @@ def start(
         env=child_env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
+        # Its own session: Ctrl-C reaches only the parent, which stops the scheduler
+        # first and then this server, instead of both racing to exit.
+        start_new_session=True,
     )
     return DashboardServer(process=process, host=host, port=port)
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether ``host:port`` can be bound right now (Streamlit would fail late otherwise)."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host.strip("[]"), port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1", preferred: int = DEFAULT_PORT) -> int:
+    """``preferred`` when it is free, else any free port the OS hands out."""
+    if port_free(host, preferred):
+        return preferred
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def demo_step(ctx) -> None:  # noqa: ANN001 - runway_costs.demo.DemoContext
+    """``make demo``: serve the dashboard on the demo database and print its URL.
+
+    Runs after the backfill so the first page view already has data; the server is
+    stopped with the demo's other resources (Ctrl-C).
+    """
+    port = free_port("127.0.0.1", DEFAULT_PORT)
+    server = start(ctx.db_path, ctx.config_path, host="127.0.0.1", port=port)
+    ctx.resources.callback(server.stop)
+    server.wait_ready()
+    ctx.extras["dashboard"] = server
+    ctx.out.print(f"[bold]dashboard:[/] {server.url}  (open it in a browser)", highlight=False)

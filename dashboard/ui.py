@@ -20,6 +20,11 @@ UNAVAILABLE_KEY = "unavailable"
 DEFAULT_DAYS = 90
 
 
+def num(value: float | int | None, decimals: int = 0) -> str:
+    """A figure with thousands separators; "n/a" when unknown."""
+    return "n/a" if value is None else f"{value:,.{decimals}f}"
+
+
 def credits(value: float | int | None) -> str:
     return "n/a" if value is None else f"{value:,.0f} credits"
 
@@ -152,3 +157,9 @@ def freshness(status) -> None:  # noqa: ANN001 - views.CollectionStatus
         st.success(text)
     if status.failed_since:
         st.warning(f"{status.failed_since} collection run(s) failed since then.")
+
+
+def table(frame: pl.DataFrame, key: str, container: Any = None) -> None:
+    """st.dataframe with dates shown as dates (not midnight timestamps)."""
+    shown = frame.with_columns(pl.col(pl.Date).cast(pl.String))
+    (container or st).dataframe(shown, hide_index=True, key=key)

@@ -126,8 +126,22 @@ def schedule(ctx: DemoContext) -> None:
     )
 
 
+def serve_dashboard(ctx: DemoContext) -> None:
+    """Serve the dashboard on the demo database and print its URL (dashboard.serve)."""
+    from dashboard.serve import demo_step
+
+    demo_step(ctx)
+
+
 Step = Callable[[DemoContext], None]
-DEMO_STEPS: list[Step] = [start_sandbox, write_config, backfill, show_status, schedule]
+DEMO_STEPS: list[Step] = [
+    start_sandbox,
+    write_config,
+    backfill,
+    show_status,
+    serve_dashboard,
+    schedule,
+]
 
 
 def run_demo(

@@ -39,7 +39,10 @@ def render() -> None:
         hide_index=True,
         key="limits_now",
     )
-    history = data.history.with_columns(series=pl.col("org") + " / " + pl.col("model"))
+    history = data.history.filter(pl.col("max_daily_generations") > 0).with_columns(
+        series=pl.col("org") + " / " + pl.col("model"),
+        used=pl.col("daily_generations") / pl.col("max_daily_generations"),
+    )
     st.altair_chart(charts.generations_history(history, sel.scope), width="stretch")
 
 
@@ -60,10 +63,14 @@ def _tier(row: dict) -> None:
         f"USD {row['next_unlock_spend_usd']:,.2f} spent"
     )
     st.caption(needs + (": both met, the API raises the tier." if row["eligible"] else "."))
+    if row["since_first_snapshot"]:
+        st.caption("Days count from the first collection; the tier may be older.")
     left, right = st.columns(2)
+    at_least = "at least " if row["since_first_snapshot"] else ""
     left.progress(
         row["days_progress"] or 0.0,
-        text=f"days: {row['days_at_tier']:.1f} of {row['next_unlock_days']}",
+        text=f"days at tier {tier}: {at_least}{row['days_at_tier']:.1f} of "
+        f"{row['next_unlock_days']}",
     )
     right.progress(
         row["spend_progress"] or 0.0,

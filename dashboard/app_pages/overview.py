@@ -17,26 +17,29 @@ def render() -> None:
     ui.freshness(status)
 
     a, b, c, d = st.columns(4)
-    a.metric("Balance", ui.credits(data.balance_credits))
-    a.metric("Balance (USD)", ui.usd(data.balance_usd))
-    budget = "no budget set" if data.budget_credits is None else ui.credits(data.budget_credits)
-    b.metric("Month-to-date spend", ui.credits(data.mtd_credits))
-    b.metric("Monthly budget", budget, help="organization-wide [[budgets]] in the config")
+    a.metric("Balance (credits)", ui.num(data.balance_credits))
+    a.metric("Balance (USD)", ui.num(data.balance_usd, 2))
+    b.metric("Month-to-date spend (credits)", ui.num(data.mtd_credits))
+    b.metric(
+        "Monthly budget (credits)",
+        "not set" if data.budget_credits is None else ui.num(data.budget_credits),
+        help="organization-wide [[budgets]] in the config",
+    )
     if data.budget_used is not None:
         b.progress(min(data.budget_used, 1.0), text=f"{data.budget_used:.0%} of budget used")
     c.metric(
-        "Month-end forecast",
-        ui.credits(data.month_end_mid),
-        help="80% interval below; net spend of the whole calendar month",
+        "Month-end forecast (credits)",
+        ui.num(data.month_end_mid),
+        help="net spend of the whole calendar month, with its 80% interval",
     )
-    c.metric(
-        "Month-end 80% interval",
-        f"{data.month_end_low:,} to {data.month_end_high:,} credits",
+    c.caption(
+        f"80% interval: {data.month_end_low:,} to {data.month_end_high:,} credits "
+        f"(USD {data.usd(data.month_end_low):,.2f} to {data.usd(data.month_end_high):,.2f})"
     )
-    c.metric("Month-end forecast (USD)", ui.usd(data.usd(data.month_end_mid)))
-    d.metric("30-day purchase cap", ui.credits(data.cap_credits))
-    d.metric("Bought in the last 30 days", ui.credits(data.purchases_30d_credits))
-    d.metric("Left to buy under the cap", ui.credits(data.headroom_credits))
+    c.metric("Month-end forecast (USD)", ui.num(data.usd(data.month_end_mid), 2))
+    d.metric("30-day purchase cap (credits)", ui.num(data.cap_credits))
+    d.metric("Bought, last 30 days (credits)", ui.num(data.purchases_30d_credits))
+    d.metric("Left to buy under the cap", ui.num(data.headroom_credits))
 
     e, f, g = st.columns(3)  # g: open alerts (below)
     runout = (
@@ -59,7 +62,7 @@ def render() -> None:
     )
     if len(sel.scope.orgs) > 1:
         st.subheader("Per organization")
-        st.dataframe(data.per_org, hide_index=True, key="overview_orgs")
+        ui.table(data.per_org, "overview_orgs")
 
 
 render()

@@ -19,7 +19,7 @@ def render() -> None:
     total = data.total_credits
     usd = data.rows["usd"].sum()
     a, b = st.columns(2)
-    a.metric("Spend in range", ui.credits(total))
+    a.metric("Spend in range (credits)", f"{total:,}")
     b.metric("Spend in range (USD)", ui.usd(usd))
     st.altair_chart(charts.stacked_daily(data.daily, sel.scope), width="stretch")
     left, right = st.columns(2)
@@ -27,13 +27,13 @@ def render() -> None:
     right.altair_chart(charts.model_bars(data.by_model, sel.scope), width="stretch")
 
     st.subheader("Per month")
-    st.dataframe(data.monthly, hide_index=True, key="monthly_table")
+    ui.table(data.monthly, "monthly_table")
     ui.download_buttons(data.monthly, "spend-per-month", "monthly")
     st.subheader("Per model")
-    st.dataframe(data.by_model, hide_index=True, key="model_table")
+    ui.table(data.by_model, "model_table")
     ui.download_buttons(data.by_model, "spend-per-model", "by_model")
     st.subheader("Per organization, day and model")
-    st.dataframe(data.rows, hide_index=True, key="rows_table")
+    ui.table(data.rows, "rows_table")
     ui.download_buttons(data.rows, "spend-rows", "rows")
 
 

@@ -1,0 +1,148 @@
+"""Commands that serve the dashboard: ``dashboard`` (alone) and ``up`` (with the scheduler)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated
+
+import duckdb
+import typer
+
+from collector.locks import SchedulerAlreadyRunning
+from collector.scheduler import run_scheduler
+from dashboard.serve import (
+    DEFAULT_PORT,
+    DashboardError,
+    DashboardServer,
+    check_bind,
+    port_free,
+    start,
+)
+from runway_costs.cli.common import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    ConfigOption,
+    DbOption,
+    console,
+    err_console,
+    fail,
+    handle_errors,
+    settings_from,
+)
+from runway_costs.config import Settings
+
+HostOption = Annotated[
+    str,
+    typer.Option(
+        "--host",
+        help="Address to bind; anything but 127.0.0.1 needs RUNWAY_COSTS_DASHBOARD_PASSWORD",
+    ),
+]
+PortOption = Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to serve on")]
+
+
+def _start_checked(settings: Settings, host: str, port: int) -> DashboardServer:
+    """Refuse bad bind requests before anything starts; then start and wait for it."""
+    try:
+        check_bind(host)
+    except DashboardError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    if not port_free(host, port):
+        raise fail(f"cannot serve on {host}:{port}: the address is in use", EXIT_USAGE)
+    if not settings.db_path.exists():
+        err_console.print(
+            f"[yellow]note:[/] no database at {settings.db_path} yet: the pages will say "
+            "so until `runway-costs collect` (or `up`) has run",
+            highlight=False,
+        )
+    server = start(settings.db_path, settings.config_path, host=host, port=port)
+    try:
+        server.wait_ready()
+    except DashboardError as exc:
+        server.stop()
+        raise fail(str(exc), EXIT_PARTIAL) from None
+    console.print(f"[bold]dashboard:[/] {server.url}  (Ctrl-C stops it)", highlight=False)
+    return server
+
+
+@handle_errors
+def dashboard(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = DEFAULT_PORT,
+) -> None:
+    """Serve the dashboard on an existing database (read-only; needs no API key).
+
+    Exit 0 after Ctrl-C, 2 on bad config, a busy port or a non-local host without a
+    password, 1 if the server dies.
+    """
+    settings = settings_from(config, db)
+    server = _start_checked(settings, host, port)
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    try:
+        code = server.wait()
+    except KeyboardInterrupt:
+        server.stop()
+        raise typer.Exit(EXIT_OK) from None
+    finally:
+        server.stop()
+    raise typer.Exit(EXIT_OK if code in (0, -2, -15) else EXIT_PARTIAL)
+
+
+@handle_errors
+def up(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = DEFAULT_PORT,
+) -> None:
+    """Run the scheduler and the dashboard together; Ctrl-C (or SIGTERM) stops both.
+
+    Exit 0 after a clean stop, 2 on bad config / busy port / unprotected host or when a
+    scheduler already runs on the database, 1 if the dashboard dies on its own.
+    """
+    from runway_costs.cli.collect_cmd import configure_logging, result_table
+
+    settings = settings_from(config, db, require_orgs=True)
+    server = _start_checked(settings, host, port)
+    stop = threading.Event()
+    died = threading.Event()
+
+    def watch() -> None:  # the dashboard dying on its own stops the scheduler too
+        server.wait()
+        if not stop.is_set():
+            died.set()
+            stop.set()
+
+    threading.Thread(target=watch, name="dashboard-watch", daemon=True).start()
+    configure_logging()
+    try:
+        run_scheduler(
+            settings,
+            stop_event=stop,
+            on_result=lambda r: console.print(result_table(r)),
+            after_cycle=after_cycle_hook(),
+        )
+    except SchedulerAlreadyRunning as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    except (duckdb.Error, OSError) as exc:
+        raise fail(f"cannot use database {settings.db_path}: {exc}", EXIT_USAGE) from None
+    finally:
+        stop.set()
+        server.stop()
+    if died.is_set():
+        raise fail("the dashboard server stopped unexpectedly", EXIT_PARTIAL)
+    raise typer.Exit(EXIT_OK)
+
+
+def after_cycle_hook():  # noqa: ANN201 - Callable[[Settings], None] | None
+    """What runs after each scheduled cycle (the alerts check, once it exists)."""
+    return None
+
+
+def register(app: typer.Typer) -> None:
+    app.command("dashboard")(dashboard)
+    app.command("up")(up)
