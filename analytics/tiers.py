@@ -106,7 +106,7 @@ def tier_progress(
     spent = con.execute(
         "SELECT COALESCE(SUM(credits), 0) FROM daily_usage WHERE org = ? AND date <= ?",
         [org, as_of.date()],
-    ).fetchone()
+    ).fetchall()[0]
     spend_usd = round(float(spent[0] if spent else 0) * credit_usd, 2)
     cap = int(caps["cap"][-1]) if caps.height else None
     tier, matched_by = detect_tier(table, cap, limits)

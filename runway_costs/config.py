@@ -88,6 +88,7 @@ class AlertThresholds(_Strict):
     cap_used_levels: tuple[float, float, float] = (0.50, 0.80, 1.00)
     budget_used_warn: float = 0.80
     budget_used_critical: float = 1.00
+    budget_forecast_ratio: float = 1.00
     runout_warn_days: int = 7
     runout_critical_days: int = 2
     daily_generations_ratio: float = 0.90
