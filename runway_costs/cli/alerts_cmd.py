@@ -1,0 +1,149 @@
+"""``runway-costs alerts check|open|history``: evaluate, announce and review alerts."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated
+
+import polars as pl
+import typer
+from rich.table import Table
+
+from analytics.alerts import Alert, alert_history, check_alerts, open_alerts
+from analytics.db import NoDataError, connect_reader
+from runway_costs.cli.common import (
+    EXIT_PARTIAL,
+    ConfigOption,
+    DbOption,
+    console,
+    err_console,
+    fail,
+    handle_errors,
+    settings_from,
+)
+from runway_costs.cli.forecast_cmd import AsOfOption, JsonOption, parse_as_of
+
+_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def _alerts_table(alerts: list[Alert], title: str) -> Table:
+    table = Table(title=title, show_lines=True)
+    for col in ("org", "rule", "severity", "status", "message"):
+        table.add_column(col, overflow="fold")
+    for a in alerts:
+        rule = f"{a.rule} ({a.target})" if a.target else a.rule
+        sev = f"[{_STYLE.get(a.severity, '')}]{a.severity}[/]"
+        table.add_row(a.org, rule, sev, a.status, a.message)
+    return table
+
+
+def check(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Evaluate only: record and send nothing")
+    ] = False,
+    as_json: JsonOption = False,
+    as_of: AsOfOption = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Evaluate every rule; announce new and resolved alerts to the configured channels.
+
+    Exit 0 when done, 1 when a notice could not be delivered (it is retried by the next
+    checks), 2 on bad config or when nothing has been collected yet.
+    """
+    settings = settings_from(config, db)
+    at = parse_as_of(as_of)
+    try:
+        result = check_alerts(settings, at, dry_run=dry_run)
+    except NoDataError as exc:
+        raise fail(str(exc)) from None
+    shown = result.visible()
+    if as_json:
+        typer.echo(json.dumps([a.to_json() for a in shown], indent=2))
+    elif shown:
+        mode = " (dry run: nothing recorded or sent)" if dry_run else ""
+        console.print(_alerts_table(shown, f"Alerts at {at:%Y-%m-%d %H:%M} UTC{mode}"))
+    else:
+        console.print(f"no alerts at {at:%Y-%m-%d %H:%M} UTC")
+    for title, channel, delivery in result.deliveries:
+        if not delivery.ok:
+            err_console.print(
+                f"delivery of {title!r} to {channel} failed after {delivery.attempts} "
+                f"attempts: {delivery.error}",
+                highlight=False,
+            )
+    if result.failed_deliveries:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _rows_json(frame: pl.DataFrame) -> str:
+    def conv(v: object) -> object:
+        return v.isoformat() + "Z" if isinstance(v, datetime) else v
+
+    return json.dumps(
+        [{k: conv(v) for k, v in row.items()} for row in frame.iter_rows(named=True)], indent=2
+    )
+
+
+def open_cmd(as_json: JsonOption = False, db: DbOption = None, config: ConfigOption = None) -> None:
+    """Alerts whose condition still holds, most severe first."""
+    settings = settings_from(config, db)
+    try:
+        with connect_reader(settings.db_path) as con:
+            frame = open_alerts(con)
+    except NoDataError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(_rows_json(frame))
+        return
+    table = Table(title="Open alerts", show_lines=True)
+    for col in ("org", "rule", "severity", "since", "message"):
+        table.add_column(col, overflow="fold")
+    for r in frame.iter_rows(named=True):
+        rule = f"{r['rule']} ({r['target']})" if r["target"] else r["rule"]
+        table.add_row(
+            r["org"], rule, r["severity"], f"{r['first_fired_at']:%Y-%m-%d %H:%M}", r["message"]
+        )
+    console.print(table if frame.height else "no open alerts")
+
+
+def history(
+    org: Annotated[str | None, typer.Option("--org", help="Only this organization")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest N notices")] = 50,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Notices announced (fired and resolved), newest first, with delivery counts."""
+    settings = settings_from(config, db)
+    try:
+        with connect_reader(settings.db_path) as con:
+            frame = alert_history(con, org, limit)
+    except NoDataError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(_rows_json(frame))
+        return
+    table = Table(title="Alert history", show_lines=True)
+    for col in ("at", "org", "rule", "status", "severity", "delivered", "message"):
+        table.add_column(col, overflow="fold")
+    for r in frame.iter_rows(named=True):
+        table.add_row(
+            f"{r['event_at']:%Y-%m-%d %H:%M}",
+            r["org"],
+            r["rule"],
+            r["status"],
+            r["severity"],
+            f"{r['delivered']}/{r['delivered'] + r['undelivered']}",
+            r["message"],
+        )
+    console.print(table if frame.height else "no alerts announced yet")
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Spend, cap, budget, balance, limit and collection alerts.")
+    group.command("check")(handle_errors(check))
+    group.command("open")(handle_errors(open_cmd))
+    group.command("history")(handle_errors(history))
+    app.add_typer(group, name="alerts")

@@ -1,0 +1,189 @@
+"""``runway-costs forecast`` (month-end spend, run-out, cap-bound) and ``forecast backtest``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from analytics.backtest import backtest
+from analytics.db import NoDataError, connect_reader
+from analytics.forecast import forecast_all
+from analytics.spend import known_orgs
+from runway_costs.cli.common import (
+    ConfigOption,
+    DbOption,
+    console,
+    fail,
+    handle_errors,
+    settings_from,
+)
+
+OrgOption = Annotated[str | None, typer.Option("--org", help="Only this organization")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+AsOfOption = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Evaluate at this UTC time (ISO, e.g. 2026-11-24T12:00) [now]"),
+]
+
+
+def parse_as_of(value: str | None) -> datetime:
+    """``--as-of`` as naive UTC; a bad value is a usage error (exit 2)."""
+    if value is None:
+        return datetime.now(UTC).replace(tzinfo=None)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        msg = f"--as-of: {value!r} is not an ISO date or time (e.g. 2026-11-24T12:00)"
+        raise fail(msg) from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def pick_orgs(con, configured: list[str], org: str | None) -> list[str]:  # noqa: ANN001
+    """Configured organizations (else all in the database), or the one asked for."""
+    available = configured or known_orgs(con)
+    if org is None:
+        return available
+    if org not in available and org not in known_orgs(con):
+        known = ", ".join(available) or "none"
+        raise fail(f"--org: unknown organization {org!r} (known: {known})")
+    return [org]
+
+
+def _n(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def forecast(
+    org: OrgOption = None,
+    as_json: JsonOption = False,
+    as_of: AsOfOption = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Month-end spend with an 80% interval, run-out date and 30-day-cap date per org."""
+    settings = settings_from(config, db)
+    at = parse_as_of(as_of)
+    try:
+        with connect_reader(settings.db_path) as con:
+            names = pick_orgs(con, [o.name for o in settings.orgs], org)
+            results = forecast_all(con, settings, at, names)
+    except NoDataError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps([r.to_json() for r in results], indent=2))
+        return
+    usd = settings.credit_usd
+    table = Table(title=f"Forecast at {at:%Y-%m-%d %H:%M} UTC (credits; 1 credit = ${usd})")
+    for col in (
+        "org",
+        "balance",
+        "30-day cap",
+        "bought 30d",
+        "spent MTD",
+        "month end",
+        "80% range",
+        "month end $",
+        "per day",
+        "runs out",
+        "cap bound",
+    ):
+        table.add_column(col, justify="left" if col == "org" else "right")
+    for r in results:
+        me = r.month_end
+        table.add_row(
+            r.org,
+            _n(r.balance_credits),
+            _n(r.cap_credits),
+            _n(r.purchases_30d_credits),
+            _n(r.spend_mtd_credits),
+            _n(me.mid),
+            f"{me.low:,}-{me.high:,}",
+            f"{me.mid * usd:,.2f}",
+            _n(r.daily_rate_credits),
+            str(r.runout_date or "-"),
+            str(r.cap_bound_date or "-"),
+        )
+    console.print(table)
+
+
+def backtest_cmd(
+    org: OrgOption = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Month-end forecasts made on days 7, 14, 21 of past months vs the naive baseline."""
+    settings = settings_from(config, db)
+    try:
+        with connect_reader(settings.db_path) as con:
+            names = pick_orgs(con, [o.name for o in settings.orgs], org)
+            result = backtest(con, names)
+    except NoDataError as exc:
+        raise fail(str(exc)) from None
+    if result.rows.is_empty():
+        raise fail("no whole past month in the stored history to backtest on yet")
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "mape_forecast": round(result.mape_forecast or 0, 4),
+                    "mape_naive": round(result.mape_naive or 0, 4),
+                    "forecasts": [
+                        {**row, "month": row["month"].isoformat()}
+                        for row in result.rows.iter_rows(named=True)
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return
+    table = Table(title="Month-end forecast backtest (credits)")
+    for col in ("org", "month", "day", "actual", "forecast", "error", "naive", "naive error"):
+        table.add_column(col, justify="left" if col in ("org", "month") else "right")
+    for r in result.rows.iter_rows(named=True):
+        table.add_row(
+            r["org"],
+            f"{r['month']:%Y-%m}",
+            str(r["origin_day"]),
+            f"{r['actual']:,}",
+            f"{r['forecast']:,}",
+            f"{r['ape_forecast']:.1%}",
+            f"{r['naive']:,}",
+            f"{r['ape_naive']:.1%}",
+        )
+    console.print(table)
+    console.print(
+        f"MAPE: forecast {result.mape_forecast:.2%}, naive baseline {result.mape_naive:.2%} "
+        f"({result.rows.height} forecasts)"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(
+        help="Forecast month-end spend, run-out and 30-day-cap dates.",
+        invoke_without_command=True,
+        no_args_is_help=False,
+    )
+
+    @group.callback(invoke_without_command=True)
+    @handle_errors
+    def _default(
+        ctx: typer.Context,
+        org: OrgOption = None,
+        as_json: JsonOption = False,
+        as_of: AsOfOption = None,
+        db: DbOption = None,
+        config: ConfigOption = None,
+    ) -> None:
+        """Month-end spend with an 80% interval, run-out date and 30-day-cap date per org."""
+        if ctx.invoked_subcommand is None:
+            forecast(org, as_json, as_of, db, config)
+
+    group.command("backtest")(handle_errors(backtest_cmd))
+    app.add_typer(group, name="forecast")
