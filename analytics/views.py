@@ -19,6 +19,8 @@ Public API::
     price_records(settings, records) -> PlannerData
     plan_feasibility(con, settings, records_json, org) -> Feasibility | None
     tier_feasibility(settings, records, tier) -> Feasibility | None
+    alerts(con, settings, scope) -> AlertsData
+    send_test_notification(settings) -> list[ChannelCheck]
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from analytics import alert_store as alert_store_mod
 from analytics import compare as compare_mod
 from analytics import feasibility as feasibility_mod
 from analytics import forecast as forecast_mod
 from analytics import limits as limits_mod
+from analytics import notify as notify_mod
 from analytics import plan as plan_mod
 from analytics import pricing as pricing_mod
 from analytics import purchases as purchases_mod
@@ -357,6 +361,7 @@ class Overview:
     runout_org: str | None
     cap_bound_date: date | None
     per_org: pl.DataFrame  # org, balance, mtd, month_end_mid, runout_date, cap_bound_date
+    open_alerts: int
     window: pl.DataFrame  # date, kind ("actual" | "forecast"), cumulative, low, high
     credit_usd: float = 0.01
 
@@ -507,6 +512,7 @@ def overview(
         runout_org=runouts["org"][0] if runouts.height else None,
         cap_bound_date=caps.min() if caps.len() else None,
         per_org=per_org,
+        open_alerts=open_alert_count(_cursor(con), scope),
         window=_window(actual, future, as_of, low, mid, high, mtd),
         credit_usd=usd,
     )
@@ -624,3 +630,93 @@ def tier_feasibility(
     return feasibility_mod.feasibility_for_tier(
         tiertable_mod.load_tiers(), tier, data.priced, rate_table(settings)
     )
+
+
+# --- alerts --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertsData:
+    """Open and past alerts of the scope, and the rules in force (no channel URL)."""
+
+    scope: Scope
+    open: pl.DataFrame  # alert_state rows with status 'open', most severe first
+    history: pl.DataFrame  # announced events, newest first, with delivery counts
+    rules: pl.DataFrame  # rule, setting, value
+    budgets: pl.DataFrame  # org, model, monthly_credits
+    channels: tuple[str, ...]  # e.g. ("json#1", "mailto#2"): labels, never URLs
+
+
+def alert_rules(settings: Settings) -> pl.DataFrame:
+    """Every threshold of ``[alerts.thresholds]`` as (rule, setting, value) rows."""
+    t = settings.alerts.thresholds
+    rows = [
+        ("cap_forecast", "warning at share of 30-day cap", t.cap_forecast_warn),
+        ("cap_forecast", "critical at share of 30-day cap", t.cap_forecast_critical),
+        ("cap_used", "levels (info, warning, critical)", ", ".join(map(str, t.cap_used_levels))),
+        ("budget_used", "warning at share of budget", t.budget_used_warn),
+        ("budget_used", "critical at share of budget", t.budget_used_critical),
+        ("runout", "warning when run-out within (days)", t.runout_warn_days),
+        ("runout", "critical when run-out within (days)", t.runout_critical_days),
+        ("daily_generations", "warning at share of daily limit", t.daily_generations_ratio),
+        ("spend_anomaly", "robust SDs above the 28-day median", t.anomaly_mads),
+        ("spend_anomaly", "and at least this many credits above it", t.anomaly_min_credits),
+        ("collection_stale", "no successful collection for (hours)", t.stale_hours),
+    ]
+    return pl.DataFrame(
+        {
+            "rule": [r[0] for r in rows],
+            "setting": [r[1] for r in rows],
+            "value": [str(r[2]) for r in rows],
+        }
+    )
+
+
+def channel_labels(settings: Settings) -> tuple[str, ...]:
+    return tuple(notify_mod.channel_label(u, i + 1) for i, u in enumerate(settings.alerts.urls))
+
+
+def alerts(con: duckdb.DuckDBPyConnection, settings: Settings, scope: Scope) -> AlertsData:
+    in_scope = pl.col("org").is_in(scope.org_list)
+    budgets = pl.DataFrame(
+        {
+            "org": [b.org for b in settings.budgets],
+            "model": [b.model or "(all models)" for b in settings.budgets],
+            "monthly_credits": [b.monthly_credits(settings.credit_usd) for b in settings.budgets],
+        },
+        schema={"org": pl.String, "model": pl.String, "monthly_credits": pl.Int64},
+    ).filter(in_scope)
+    return AlertsData(
+        scope=scope,
+        open=alert_store_mod.open_alerts(con).filter(in_scope),
+        history=alert_store_mod.alert_history(con).filter(in_scope),
+        rules=alert_rules(settings),
+        budgets=budgets,
+        channels=channel_labels(settings),
+    )
+
+
+def open_alert_count(con: duckdb.DuckDBPyConnection, scope: Scope) -> int:
+    return alert_store_mod.open_alerts(con).filter(pl.col("org").is_in(scope.org_list)).height
+
+
+@dataclass(frozen=True)
+class ChannelCheck:
+    channel: str  # label, never the URL
+    ok: bool
+    error: str | None  # redacted by analytics.notify
+
+
+def send_test_notification(settings: Settings) -> list[ChannelCheck]:
+    """Send one test notice to every configured channel (through ``analytics.notify``)."""
+    out = []
+    for i, url in enumerate(settings.alerts.urls):
+        delivery = notify_mod.deliver(
+            url,
+            "[TEST] runway-costs",
+            "A test notification from the runway-costs dashboard: this channel works.",
+            "info",
+            attempts=settings.alerts.delivery_attempts,
+        )
+        out.append(ChannelCheck(notify_mod.channel_label(url, i + 1), delivery.ok, delivery.error))
+    return out

@@ -41,7 +41,7 @@ def render() -> None:
     d.metric("Bought, last 30 days (credits)", ui.num(data.purchases_30d_credits))
     d.metric("Left to buy under the cap", ui.num(data.headroom_credits))
 
-    e, f, g = st.columns(3)  # g: open alerts (below)
+    e, f, g = st.columns(3)
     runout = (
         f"not within {views.HORIZON_DAYS} days"
         if data.runout_date is None
@@ -56,6 +56,9 @@ def render() -> None:
         else str(data.cap_bound_date)
     )
     f.metric("30-day cap reached", capped)
+    g.metric("Open alerts", str(data.open_alerts))
+    if data.open_alerts:
+        g.page_link("app_pages/alerts.py", label="See the alerts")
 
     st.altair_chart(
         charts.cumulative_window(data.window, data.cap_credits, sel.scope), width="stretch"

@@ -9,6 +9,7 @@ from typing import Annotated
 import duckdb
 import typer
 
+from analytics.alerts import alerts_after_cycle
 from collector.locks import SchedulerAlreadyRunning
 from collector.scheduler import run_scheduler
 from dashboard.serve import (
@@ -124,7 +125,7 @@ def up(
             settings,
             stop_event=stop,
             on_result=lambda r: console.print(result_table(r)),
-            after_cycle=after_cycle_hook(),
+            after_cycle=alerts_after_cycle,  # the same alerts check as `schedule`
         )
     except SchedulerAlreadyRunning as exc:
         raise fail(str(exc), EXIT_USAGE) from None
@@ -136,11 +137,6 @@ def up(
     if died.is_set():
         raise fail("the dashboard server stopped unexpectedly", EXIT_PARTIAL)
     raise typer.Exit(EXIT_OK)
-
-
-def after_cycle_hook():  # noqa: ANN201 - Callable[[Settings], None] | None
-    """What runs after each scheduled cycle (the alerts check, once it exists)."""
-    return None
 
 
 def register(app: typer.Typer) -> None:
