@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from collector.models import OrgSnapshot, UsageWindow
 from runway_costs.dbfiles import snapshot_path
 
 SCHEMA_VERSION = "1"
+LIVE_OPEN_WAIT_SECONDS = 30.0
 DATA_TABLES = ("org_snapshots", "model_snapshots", "daily_usage")
 
 _MODEL_SCHEMA = {
@@ -79,13 +81,29 @@ def open_live(db_path: Path) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the live database read-write. Caller holds the lock."""
     db_path = Path(db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(db_path))
+    con = _connect_rw(db_path)
     try:
         ensure_schema(con)
     except BaseException:
         con.close()
         raise
     return con
+
+
+def _connect_rw(db_path: Path) -> duckdb.DuckDBPyConnection:
+    """Open read-write, waiting out a reader that holds the live file briefly.
+
+    Readers fall back to the live file (read-only) only before the first snapshot is
+    published; their short hold must not fail the writer.
+    """
+    deadline = time.monotonic() + LIVE_OPEN_WAIT_SECONDS
+    while True:
+        try:
+            return duckdb.connect(str(db_path))
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 @contextmanager
