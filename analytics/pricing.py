@@ -68,97 +68,157 @@ def normalize_plan(plan: pl.DataFrame) -> pl.DataFrame:
     return plan.select(cols).with_columns(pl.col("count").fill_null(1))
 
 
-def _model_units(rates: RateTable) -> pl.DataFrame:
+# A row's price depends on (model, date, audio, resolution) through the price list, and on
+# its metered units only through arithmetic. The four are packed into one integer key so
+# the million-row side does one integer join; the price lists are resolved per distinct key.
+_DAY_OFFSET = 1 << 24  # dates within +-45,000 years of 1970 fit in 25 bits
+_UNKNOWN_RES = 15
+
+
+def _model_codes(rates: RateTable) -> pl.DataFrame:
     infos = list(rates.models.values())
     return pl.DataFrame(
-        {"model": [m.name for m in infos], "_per": [m.per for m in infos], "_known": True},
-        schema={"model": pl.String, "_per": pl.String, "_known": pl.Boolean},
+        {
+            "model": [m.name for m in infos],
+            "_mcode": list(range(1, len(infos) + 1)),
+            "_per": [m.per for m in infos],
+        },
+        schema={"model": pl.String, "_mcode": pl.Int64, "_per": pl.String},
     )
+
+
+def _res_code(rates: RateTable, column: str) -> pl.Expr:
+    """0 for an open resolution, 1.. for a known one, _UNKNOWN_RES for anything else."""
+    codes = {r: i + 1 for i, r in enumerate(rates.resolutions)}
+    return (
+        pl.when(pl.col(column).is_null())
+        .then(pl.lit(0, pl.Int64))
+        .otherwise(
+            pl.col(column).replace_strict(codes, default=_UNKNOWN_RES, return_dtype=pl.Int64)
+        )
+    )
+
+
+def _audio_code(column: str) -> pl.Expr:
+    """0 for open audio, 1 without, 2 with."""
+    return pl.col(column).cast(pl.Int64).add(1).fill_null(0)
 
 
 def price_plan(plan: pl.DataFrame, rates: RateTable, on: date | None = None) -> pl.DataFrame:
     """Priced rows: the plan's rows, in order, with credit and USD ranges per row."""
     c = pl.col
     on = on or today_utc()
-    df = normalize_plan(plan).with_row_index("_i").with_columns(priced_on=c("date").fill_null(on))
-    units = _model_units(rates)
-    prices = rates.prices
-    matched = (
-        df.select("_i", "model", "priced_on", "seconds", "characters", "audio", "resolution")
-        .join(units.drop("_known"), on="model", how="inner")
-        .join(prices, on="model", how="inner", suffix="_p")
-        .filter(c("effective_from") <= c("priced_on"))
-        .filter(c("effective_from") == c("effective_from").max().over("_i"))
-        .filter(
-            (c("audio_p").is_null() | c("audio").is_null() | (c("audio_p") == c("audio")))
-            & (
-                c("resolution_p").is_null()
-                | c("resolution").is_null()
-                | (c("resolution_p") == c("resolution"))
-            )
+    codes = _model_codes(rates)
+    mcode = (
+        c("model")
+        .replace_strict(
+            dict(zip(codes["model"], codes["_mcode"], strict=True)),
+            default=0,
+            return_dtype=pl.Int64,
         )
+        .fill_null(0)
+    )
+    df = (
+        normalize_plan(plan)
+        .with_columns(priced_on=c("date").fill_null(on))
         .with_columns(
-            _units=pl.when(c("_per") == "second")
-            .then(c("seconds"))
-            .when(c("_per") == "character")
-            .then(c("characters").cast(pl.Float64))
-            .otherwise(pl.lit(1.0))
-        )
-        .with_columns(_ratio=(c("_units") / c("block")).round(9))
-        .with_columns(
-            _blocks=pl.when(c("rounding") == "floor")
-            .then(c("_ratio").floor())
-            .otherwise(c("_ratio").ceil())
-            .cast(pl.Int64)
-        )
-        .group_by("_i")
-        .agg(
-            _job_min=(c("_blocks") * c("credits_min")).min(),
-            _job_max=(c("_blocks") * c("credits_max")).max(),
+            _key=mcode * (1 << 40)
+            + (c("priced_on").cast(pl.Int64) + _DAY_OFFSET) * (1 << 6)
+            + _audio_code("audio") * (1 << 4)
+            + _res_code(rates, "resolution")
         )
     )
-    first_price = prices.group_by("model").agg(_first=c("effective_from").min())
+    lists = _price_lists(df.select(c("_key").unique()), rates, codes)
+    units = (
+        pl.when(c("_per") == "second")
+        .then(c("seconds"))
+        .when(c("_per") == "character")
+        .then(c("characters").cast(pl.Float64))
+        .otherwise(pl.lit(1.0))
+    )
+    ratio = (units / c("_block")).round(9)
+    blocks = pl.when(c("_floor")).then(ratio.floor()).otherwise(ratio.ceil()).cast(pl.Int64)
     usd = rates.credit_usd
-    out = (
-        df.join(matched, on="_i", how="left")
-        .join(units, on="model", how="left")
-        .join(first_price, on="model", how="left")
-        .sort("_i")
+    return (
+        df.join(lists, on="_key", how="left", maintain_order="left")
+        .with_columns(_blocks=blocks)
         .with_columns(
-            credits_min=c("_job_min") * c("count"),
-            credits_max=c("_job_max") * c("count"),
+            credits_min=c("_blocks") * c("_cmin") * c("count"),
+            credits_max=c("_blocks") * c("_cmax") * c("count"),
         )
         .with_columns(
             usd_min=(c("credits_min") * usd).round(USD_DECIMALS),
             usd_max=(c("credits_max") * usd).round(USD_DECIMALS),
             priced=c("credits_min").is_not_null(),
-            note=_unpriced_note(),
+            note=pl.when(c("model").is_null())
+            .then(pl.lit("no model"))
+            .when(c("_note").is_not_null())
+            .then(c("_note"))
+            .when(c("_per") == "second")
+            .then(pl.lit("seconds missing"))
+            .when(c("_per") == "character")
+            .then(pl.lit("characters missing"))
+            .otherwise(pl.lit(None, pl.String))
+            .cast(pl.String),
+        )
+        .with_columns(note=pl.when(c("priced")).then(pl.lit(None, pl.String)).otherwise(c("note")))
+        .drop("_key", "_per", "_block", "_floor", "_cmin", "_cmax", "_note", "_blocks")
+    )
+
+
+def _price_lists(keys: pl.DataFrame, rates: RateTable, codes: pl.DataFrame) -> pl.DataFrame:
+    """Per distinct job key: the price list in force, reduced over the matching variants to
+    (block, rounding, min and max credits per block), or a note saying why there is none.
+
+    The rate loader guarantees that one model's entries of one date share block and
+    rounding, so only credits per block vary across variants."""
+    c = pl.col
+    keys = keys.with_columns(
+        _mcode=c("_key") // (1 << 40),
+        priced_on=((c("_key") // (1 << 6)) % (1 << 25) - _DAY_OFFSET).cast(pl.Date),
+        _audio=(c("_key") // (1 << 4)) % 4,
+        _res=c("_key") % 16,
+    ).join(codes, on="_mcode", how="left")
+    prices = rates.prices.with_columns(
+        _audio_p=_audio_code("audio"), _res_p=_res_code(rates, "resolution")
+    )
+    matched = (
+        keys.select("_key", "model", "priced_on", "_audio", "_res")
+        .join(prices, on="model", how="inner")
+        .filter(c("effective_from") <= c("priced_on"))
+        .filter(c("effective_from") == c("effective_from").max().over("_key"))
+        .filter(
+            ((c("_audio_p") == 0) | (c("_audio") == 0) | (c("_audio_p") == c("_audio")))
+            & ((c("_res_p") == 0) | (c("_res") == 0) | (c("_res_p") == c("_res")))
+        )
+        .group_by("_key")
+        .agg(
+            _block=c("block").first(),
+            _floor=(c("rounding").first() == "floor"),
+            _cmin=c("credits_min").min(),
+            _cmax=c("credits_max").max(),
         )
     )
-    return out.drop("_i", "_job_min", "_job_max", "_per", "_known", "_first")
-
-
-def _unpriced_note() -> pl.Expr:
-    """Why a row has no price; null for priced rows."""
-    c = pl.col
+    first_price = rates.prices.group_by("model").agg(_first=c("effective_from").min())
     return (
-        pl.when(c("_job_min").is_not_null())
-        .then(pl.lit(None, pl.String))
-        .when(c("model").is_null())
-        .then(pl.lit("no model"))
-        .when(c("_known").is_null())
-        .then(pl.lit("model not in the rate table"))
-        .when(c("_first").is_null())
-        .then(pl.lit("no published price for this model"))
-        .when(c("priced_on") < c("_first"))
-        .then(
-            pl.format("no price in force on {} (first price from {})", c("priced_on"), c("_first"))
+        keys.join(matched, on="_key", how="left")
+        .join(first_price, on="model", how="left")
+        .with_columns(
+            _note=pl.when(c("_cmin").is_not_null())
+            .then(pl.lit(None, pl.String))
+            .when(c("_mcode") == 0)
+            .then(pl.lit("model not in the rate table"))
+            .when(c("_first").is_null())
+            .then(pl.lit("no published price for this model"))
+            .when(c("priced_on") < c("_first"))
+            .then(
+                pl.format(
+                    "no price in force on {} (first price from {})", c("priced_on"), c("_first")
+                )
+            )
+            .otherwise(pl.lit("no price for this variant"))
         )
-        .when((c("_per") == "second") & c("seconds").is_null())
-        .then(pl.lit("seconds missing"))
-        .when((c("_per") == "character") & c("characters").is_null())
-        .then(pl.lit("characters missing"))
-        .otherwise(pl.lit("no price for this variant"))
+        .select("_key", "_per", "_block", "_floor", "_cmin", "_cmax", "_note")
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -186,6 +186,14 @@ class _Parser:
         rows = [
             self.price(name, f"{key}.prices[{i}]", p, resolutions) for i, p in enumerate(prices_raw)
         ]
+        metering: dict[date, tuple[float, str]] = {}
+        for i, row in enumerate(rows):  # variants differ in credits only: pricing relies on it
+            first = metering.setdefault(row["effective_from"], (row["block"], row["rounding"]))
+            if first != (row["block"], row["rounding"]):
+                raise self.error(
+                    f"{key}.prices[{i}]",
+                    f"entries from {row['effective_from']} must share block and rounding",
+                )
         info = ModelInfo(
             name=name,
             endpoints=tuple(endpoints),
@@ -209,6 +217,8 @@ class _Parser:
                     f"{key}.{k}", f"unknown key (expected {', '.join(sorted(allowed))})"
                 )
         eff = raw.get("effective_from")
+        if isinstance(eff, datetime):
+            eff = eff.date()
         if isinstance(eff, str):
             try:
                 eff = date.fromisoformat(eff)

@@ -208,6 +208,13 @@ def test_error_list_is_capped(rates: RateTable, write) -> None:
             "models.'x'.durations: must be a non-empty list of positive seconds",
         ),
         ("credit_usd = 0.01\nmodels = [\n", "invalid TOML"),
+        (
+            "credit_usd = 0.01\n[models.x]\nendpoints = ['a']\nper = 'second'\n"
+            "[[models.x.prices]]\neffective_from = 2025-01-01\ncredits = 1\naudio = true\n"
+            "[[models.x.prices]]\neffective_from = 2025-01-01\ncredits = 1\naudio = false\n"
+            "block = 2\n",
+            "models.'x'.prices[1]: entries from 2025-01-01 must share block and rounding",
+        ),
     ],
 )
 def test_bad_rate_file_names_file_and_key(write, text: str, message: str) -> None:
