@@ -233,6 +233,7 @@ def check_alerts(
         with connect_reader(settings.db_path) as con:
             return CheckResult(evaluate_alerts(con, settings, as_of))
 
+    connect_reader(settings.db_path).close()  # NoDataError, rather than create an empty DB
     channels = _channels(settings)
     attempts = settings.alerts.delivery_attempts
     with write_session(settings.db_path) as con:

@@ -72,6 +72,7 @@ def check(
                 f"delivery of {title!r} to {channel} failed after {delivery.attempts} "
                 f"attempts: {delivery.error}",
                 highlight=False,
+                soft_wrap=True,
             )
     if result.failed_deliveries:
         raise typer.Exit(EXIT_PARTIAL)

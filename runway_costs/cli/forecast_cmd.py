@@ -11,7 +11,7 @@ from rich.table import Table
 
 from analytics.backtest import backtest
 from analytics.db import NoDataError, connect_reader
-from analytics.forecast import forecast_all
+from analytics.forecast import OrgForecast, forecast_all
 from analytics.spend import known_orgs
 from runway_costs.cli.common import (
     ConfigOption,
@@ -59,6 +59,51 @@ def _n(n: int | None) -> str:
     return "-" if n is None else f"{n:,}"
 
 
+def forecast_table(results: list[OrgForecast], at: datetime, usd: float, width: int) -> Table:
+    """One row per organization on a wide terminal, one column per organization otherwise."""
+    header = [
+        "balance",
+        "30-day cap",
+        "bought 30d",
+        "spent MTD",
+        "month end",
+        "80% range",
+        "month end $",
+        "per day",
+        "runs out",
+        "cap bound",
+    ]
+    rows = {
+        r.org: [
+            _n(r.balance_credits),
+            _n(r.cap_credits),
+            _n(r.purchases_30d_credits),
+            _n(r.spend_mtd_credits),
+            _n(r.month_end.mid),
+            f"{r.month_end.low:,}-{r.month_end.high:,}",
+            f"{r.month_end.mid * usd:,.2f}",
+            _n(r.daily_rate_credits),
+            str(r.runout_date or "-"),
+            str(r.cap_bound_date or "-"),
+        ]
+        for r in results
+    }
+    table = Table(title=f"Forecast at {at:%Y-%m-%d %H:%M} UTC (credits; 1 credit = ${usd})")
+    if width >= 130:
+        table.add_column("org")
+        for col in header:
+            table.add_column(col, justify="right", no_wrap=True)
+        for org, values in rows.items():
+            table.add_row(org, *values)
+        return table
+    table.add_column("")
+    for org in rows:
+        table.add_column(org, justify="right", no_wrap=True)
+    for i, label in enumerate(header):
+        table.add_row(label, *(values[i] for values in rows.values()))
+    return table
+
+
 def forecast(
     org: OrgOption = None,
     as_json: JsonOption = False,
@@ -78,38 +123,7 @@ def forecast(
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in results], indent=2))
         return
-    usd = settings.credit_usd
-    table = Table(title=f"Forecast at {at:%Y-%m-%d %H:%M} UTC (credits; 1 credit = ${usd})")
-    for col in (
-        "org",
-        "balance",
-        "30-day cap",
-        "bought 30d",
-        "spent MTD",
-        "month end",
-        "80% range",
-        "month end $",
-        "per day",
-        "runs out",
-        "cap bound",
-    ):
-        table.add_column(col, justify="left" if col == "org" else "right")
-    for r in results:
-        me = r.month_end
-        table.add_row(
-            r.org,
-            _n(r.balance_credits),
-            _n(r.cap_credits),
-            _n(r.purchases_30d_credits),
-            _n(r.spend_mtd_credits),
-            _n(me.mid),
-            f"{me.low:,}-{me.high:,}",
-            f"{me.mid * usd:,.2f}",
-            _n(r.daily_rate_credits),
-            str(r.runout_date or "-"),
-            str(r.cap_bound_date or "-"),
-        )
-    console.print(table)
+    console.print(forecast_table(results, at, settings.credit_usd, console.width))
 
 
 def backtest_cmd(
