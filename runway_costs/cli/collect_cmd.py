@@ -14,6 +14,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from analytics.alerts import alerts_after_cycle
 from collector.cycle import CycleResult, backfill_orgs, prepare, run_cycle_sync
 from collector.locks import LockError, SchedulerAlreadyRunning
 from collector.scheduler import run_scheduler
@@ -152,7 +153,11 @@ def schedule(
     )
     configure_logging()
     try:
-        run_scheduler(settings, on_result=lambda r: console.print(result_table(r)))
+        run_scheduler(
+            settings,
+            on_result=lambda r: console.print(result_table(r)),
+            after_cycle=alerts_after_cycle,  # alerts check after each job (never raises)
+        )
     except SchedulerAlreadyRunning as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     except (duckdb.Error, OSError) as exc:
