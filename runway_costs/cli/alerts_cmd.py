@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 from typing import Annotated
 
@@ -54,6 +55,8 @@ def check(
     """
     settings = settings_from(config, db)
     at = parse_as_of(as_of)
+    # Failed deliveries are reported below; keep the library's log lines off the terminal.
+    logging.getLogger("analytics.alerts").addHandler(logging.NullHandler())
     try:
         result = check_alerts(settings, at, dry_run=dry_run)
     except NoDataError as exc:
