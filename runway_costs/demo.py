@@ -126,6 +126,14 @@ def schedule(ctx: DemoContext) -> None:
     )
 
 
+def check_alerts(ctx: DemoContext) -> None:
+    """Check alerts once now and after every scheduled cycle, as `schedule` does."""
+    from analytics.alerts import alerts_after_cycle
+
+    alerts_after_cycle(ctx.settings)
+    ctx.extras["after_cycle"] = alerts_after_cycle
+
+
 def serve_dashboard(ctx: DemoContext) -> None:
     """Serve the dashboard on the demo database and print its URL (dashboard.serve)."""
     from dashboard.serve import demo_step
@@ -139,6 +147,7 @@ DEMO_STEPS: list[Step] = [
     write_config,
     backfill,
     show_status,
+    check_alerts,
     serve_dashboard,
     schedule,
 ]

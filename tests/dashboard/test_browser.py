@@ -1,0 +1,113 @@
+"""The real thing: `runway-costs dashboard` on a sandbox-collected database, every page
+loaded in headless Chromium (Debian's, via Playwright), screenshots in artifacts/."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.dashboard.live import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SCREENSHOTS,
+    cli_server,
+    collect_sandbox,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+CONFIG = """
+[[budgets]]
+org = "studio"
+credits = 150000
+"""
+
+
+@pytest.fixture(scope="module")
+def served(sandbox, tmp_path_factory) -> Iterator[str]:
+    """The dashboard command serving a database collected from the sandbox."""
+    tmp = tmp_path_factory.mktemp("browser")
+    db = tmp / "runway.duckdb"
+    collect_sandbox(sandbox, db)
+    config = tmp / "config.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    with cli_server("dashboard", "--db", str(db), "--config", str(config)) as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def page(served: str):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        tab = browser.new_page(viewport={"width": 1400, "height": 1600})
+        yield tab
+        browser.close()
+
+
+def load(page, url: str, ready_text: str, name: str) -> None:
+    """Open a page, wait until its run finished, check for exceptions, screenshot it."""
+    page.goto(url)
+    page.get_by_text(ready_text, exact=False).first.wait_for(timeout=60_000)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
+    )
+    page.wait_for_timeout(500)  # charts render after the run
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000, name
+    assert page.locator('[data-testid="stException"]').count() == 0, name
+    assert page.locator("h1").first.inner_text() == name.capitalize()
+
+
+def shown(page) -> str:
+    return page.locator('[data-testid="stMain"]').inner_text()
+
+
+def test_overview(page, served: str, sandbox) -> None:
+    load(page, served, "Balance (credits)", "overview")
+    now = sandbox.world.now()
+    balance = sum(sandbox.world.org(o["name"]).balance(now) for o in sandbox.orgs)
+    text = shown(page)
+    assert f"{balance:,}" in text  # the sandbox's ground truth, summed over its 3 orgs
+    assert "all organizations (agency, indie, studio)" in text
+    assert "Cumulative spend" in text and "Month-end forecast (credits)" in text
+    assert "Last successful collection" in text
+
+
+def test_spend(page, served: str) -> None:
+    load(page, f"{served}/spend", "Spend in range (credits)", "spend")
+    text = shown(page)
+    assert "Credits per day by model: all organizations (agency, indie, studio)" in text
+    assert "gen4.5" in text and "Download Parquet" in text
+
+
+def test_limits(page, served: str) -> None:
+    load(page, f"{served}/limits", "Now: daily generations", "limits")
+    text = shown(page)
+    assert "studio: tier 3 (30-day purchase cap 200,000 credits)" in text
+    assert "indie: tier 1 (30-day purchase cap 10,000 credits)" in text
+
+
+def test_planner(page, served: str) -> None:
+    load(page, f"{served}/planner", "Plan total (credits)", "planner")
+    assert "1,753 to 1,945" in shown(page)  # the sample plan, priced by hand in test_pages
+
+
+def test_alerts(page, served: str) -> None:
+    load(page, f"{served}/alerts", "Rules in force", "alerts")
+    text = shown(page)
+    assert "No alert channels configured" in text
+
+
+def test_selection_persists_in_the_browser(page, served: str) -> None:
+    load(page, served, "Balance (credits)", "overview")
+    page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").click()
+    page.get_by_role("option", name="studio", exact=True).click()
+    page.get_by_text("studio · as of").wait_for(timeout=30_000)
+    page.get_by_test_id("stSidebarNav").get_by_text("Spend").click()
+    page.get_by_text("Credits per day by model: studio").wait_for(timeout=30_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
