@@ -12,7 +12,15 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
 DEFAULT_DB = Path("data/runway.duckdb")
@@ -79,6 +87,12 @@ class Budget(_Strict):
             raise ValueError("set credits or usd, not both")
         return v
 
+    @model_validator(mode="after")
+    def _amount(self) -> Budget:
+        if self.credits is None and self.usd is None:
+            raise ValueError(f"budget for {self.org!r} needs credits or usd")
+        return self
+
 
 class AlertThresholds(_Strict):
     """Alert rule thresholds; every one has a default and can be set in [alerts]."""
@@ -95,6 +109,30 @@ class AlertThresholds(_Strict):
     anomaly_mads: float = 5.0
     anomaly_min_credits: int = 100
     stale_hours: float = 2.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AlertThresholds:
+        """Every threshold positive, and each warning level below its critical level."""
+        values = self.model_dump()
+        bad = [k for k, v in values.items() if k != "cap_used_levels" and v <= 0]
+        bad += ["cap_used_levels"] if min(self.cap_used_levels) <= 0 else []
+        if bad:
+            raise ValueError(f"must be greater than 0: {', '.join(bad)}")
+        pairs = [
+            ("cap_forecast_warn", "cap_forecast_critical"),
+            ("budget_used_warn", "budget_used_critical"),
+        ]
+        for low, high in pairs:
+            if values[low] > values[high]:
+                raise ValueError(f"{low} ({values[low]}) is above {high} ({values[high]})")
+        if self.runout_critical_days > self.runout_warn_days:
+            raise ValueError(
+                f"runout_critical_days ({self.runout_critical_days}) is above "
+                f"runout_warn_days ({self.runout_warn_days})"
+            )
+        if list(self.cap_used_levels) != sorted(self.cap_used_levels):
+            raise ValueError("cap_used_levels must be ascending (info, warning, critical)")
+        return self
 
 
 class AlertsConfig(_Strict):
