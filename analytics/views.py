@@ -30,18 +30,19 @@ import functools
 import json
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from analytics import alert_store as alert_store_mod
 from analytics import compare as compare_mod
 from analytics import feasibility as feasibility_mod
 from analytics import forecast as forecast_mod
-from analytics import limits as limits_mod
 from analytics import notify as notify_mod
 from analytics import plan as plan_mod
 from analytics import pricing as pricing_mod
@@ -247,8 +248,10 @@ class LimitsData:
 
     scope: Scope
     as_of: date
-    current: pl.DataFrame  # analytics.limits.limit_use columns, one row per (org, model)
-    history: pl.DataFrame  # org, model, date, daily_generations, max_daily_generations
+    current: pl.DataFrame
+    # org, model, daily_generations, max_daily_generations, max_concurrent_generations,
+    # observed_at, peak_7d, days_at_limit_30d, usage_ratio
+    history: pl.DataFrame  # series, date, used (peak share of the daily limit), ...
     tiers: pl.DataFrame
     # org, tier, cap_credits, next_tier, next_cap_credits, next_unlock_days,
     # next_unlock_spend_usd, days_at_tier, since_first_snapshot, spend_usd, days_progress,
@@ -293,41 +296,94 @@ def _tiers_frame(progress: list[tiers_mod.TierProgress]) -> pl.DataFrame:
     )
 
 
+def _daily_limits(
+    con: duckdb.DuckDBPyConnection, scope: Scope, start: date, as_of: date
+) -> pl.DataFrame:
+    """Per (org, model, day) in [start, as_of]: generations at the day's end, the day's peak,
+    and the limits in force. model_snapshots holds a row only on change, so each day
+    carries the latest earlier value (ASOF) when it has no row of its own; rows are
+    first reduced to one per day so the ASOF join sorts days, not 15-minute rows."""
+    return _frame(
+        con,
+        """
+        WITH agg AS (
+            SELECT org, model, CAST(taken_at AS DATE) AS date,
+                   arg_max(daily_generations, taken_at) AS gens_end,
+                   max(daily_generations) AS gens_peak,
+                   arg_max(max_daily_generations, taken_at) AS lim,
+                   arg_max(max_concurrent_generations, taken_at) AS conc,
+                   max(taken_at) AS taken_at
+            FROM model_snapshots
+            WHERE list_contains($orgs, org) AND taken_at < $end::DATE + INTERVAL 1 DAY
+            GROUP BY org, model, date),
+        keys AS (SELECT DISTINCT org, model FROM agg),
+        days AS (SELECT CAST(range AS DATE) AS date
+                 FROM range($start::DATE, $end::DATE + INTERVAL 1 DAY, INTERVAL 1 DAY)),
+        grid AS (SELECT org, model, date FROM keys CROSS JOIN days),
+        filled AS (
+            SELECT g.org, g.model, g.date, a.gens_end, a.lim, a.conc, a.taken_at,
+                   CASE WHEN a.date = g.date THEN a.gens_peak ELSE a.gens_end END AS peak
+            FROM grid g ASOF JOIN agg a
+              ON g.org = a.org AND g.model = a.model AND g.date >= a.date)
+        SELECT org, model, date, gens_end AS daily_generations,
+               -- the count at midnight (yesterday's end) belongs to today's peak too
+               greatest(peak, lag(gens_end) OVER (PARTITION BY org, model ORDER BY date))
+                   AS peak_generations,
+               lim AS max_daily_generations, conc AS max_concurrent_generations, taken_at
+        FROM filled ORDER BY org, model, date
+        """,
+        {"orgs": scope.org_list, "start": start, "end": as_of},
+    ).with_columns(peak_generations=pl.coalesce("peak_generations", "daily_generations"))
+
+
 def limits(
     con: duckdb.DuckDBPyConnection, settings: Settings, scope: Scope, start: date, at: datetime
 ) -> LimitsData:
-    """Limit use now (``analytics.limits``), its daily history, and tier progress.
+    """Limit use now and per day, and each organization's tier progress.
 
-    model_snapshots holds a row only when something changed, so a day's value is the
-    latest row at or before that day's end (an ASOF join), not only that day's rows.
+    One organization: a line per model. Several: per organization, the share of the
+    daily limit of its busiest model (1,200 lines of org x model say nothing at once).
     """
     as_of = at.date()
-    current = limits_mod.limit_use(
-        con, at, scope.org_list, high_ratio=settings.alerts.thresholds.daily_generations_ratio
-    )
-    history = _frame(
-        con,
-        """
-        WITH keys AS (SELECT DISTINCT org, model FROM model_snapshots
-                      WHERE list_contains($orgs, org)),
-             days AS (SELECT unnest(range($start::DATE, $end::DATE, INTERVAL 1 DAY))::DATE
-                      AS date),
-             grid AS (SELECT org, model, date, date + INTERVAL 1 DAY AS day_end
-                      FROM keys CROSS JOIN days)
-        SELECT g.org, g.model, g.date, s.daily_generations, s.max_daily_generations
-        FROM grid g ASOF JOIN model_snapshots s
-          ON g.org = s.org AND g.model = s.model AND g.day_end > s.taken_at
-        ORDER BY g.org, g.model, g.date
-        """,
-        {"orgs": scope.org_list, "start": start, "end": as_of + timedelta(days=1)},
-    )
     table = tiertable_mod.load_tiers()
-    progress = [
-        tiers_mod.tier_progress(_cursor(con), table, at, org, settings.credit_usd)
-        for org in scope.orgs
-    ]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # DuckDB queries release the GIL
+        tiers_future = [
+            pool.submit(tiers_mod.tier_progress, _cursor(con), table, at, org, settings.credit_usd)
+            for org in scope.orgs
+        ]
+        daily = _daily_limits(_cursor(con), scope, min(start, as_of - timedelta(days=29)), as_of)
+        progress = [f.result() for f in tiers_future]
+    share = pl.col("peak_generations") / pl.col("max_daily_generations")
+    last7 = pl.col("date") > as_of - timedelta(days=7)
+    last30 = pl.col("date") > as_of - timedelta(days=30)
+    current = (
+        daily.group_by("org", "model")
+        .agg(
+            pl.col("daily_generations", "max_daily_generations", "max_concurrent_generations")
+            .sort_by("date")
+            .last(),
+            pl.col("taken_at").max().alias("observed_at"),
+            pl.col("peak_generations").filter(last7).max().alias("peak_7d"),
+            (share >= 1).filter(last30).sum().alias("days_at_limit_30d"),
+        )
+        .with_columns(usage_ratio=pl.col("daily_generations") / pl.col("max_daily_generations"))
+        .sort("org", "model")
+    )
+    history = daily.filter(pl.col("date") >= start).with_columns(used=share)
+    if len(scope.orgs) > 1:
+        history = (
+            history.group_by("org", "date")
+            .agg(pl.col("used").max())
+            .with_columns(series=pl.col("org") + " (busiest model)")
+        )
+    else:
+        history = history.with_columns(series=pl.col("model"))
     return LimitsData(
-        scope=scope, as_of=as_of, current=current, history=history, tiers=_tiers_frame(progress)
+        scope=scope,
+        as_of=as_of,
+        current=current,
+        history=history.sort("series", "date"),
+        tiers=_tiers_frame(progress),
     )
 
 
@@ -338,9 +394,10 @@ def limits(
 class Overview:
     """The at-a-glance figures for the scope, as of its last collection.
 
-    For several organizations every figure is the sum over them; the month-end interval
-    is the sum of the per-organization intervals (a cautious, slightly wide band), and
-    the run-out date is the earliest organization's (named in ``runout_org``).
+    For several organizations every figure is the sum over them; the month-end forecast
+    and its interval are those of their summed daily spend, the run-out date is the
+    earliest organization's (named in ``runout_org``) and the 30-day-cap date is shown
+    per organization only (None here).
     """
 
     scope: Scope
@@ -352,7 +409,6 @@ class Overview:
     headroom_credits: int | None  # what may still be bought in the window
     mtd_credits: int
     mtd_usd: float
-    rolling_30d_credits: int
     budget_credits: int | None  # sum of the scope's organization-wide monthly budgets
     month_end_low: int
     month_end_mid: int
@@ -360,7 +416,7 @@ class Overview:
     runout_date: date | None
     runout_org: str | None
     cap_bound_date: date | None
-    per_org: pl.DataFrame  # org, balance, mtd, month_end_mid, runout_date, cap_bound_date
+    per_org: pl.DataFrame  # org, balance_credits, mtd_credits, month_end_mid, runout_date
     open_alerts: int
     window: pl.DataFrame  # date, kind ("actual" | "forecast"), cumulative, low, high
     credit_usd: float = 0.01
@@ -444,76 +500,135 @@ def _window(
     return pl.concat([cum.with_columns(pl.col("cumulative").cast(pl.Float64)), anchor, fut])
 
 
+def _histories(con: duckdb.DuckDBPyConnection, orgs: list[str], at: datetime) -> pl.DataFrame:
+    """Net spend per org and day over the window ``analytics.forecast`` fits on, in one query
+    (the forecast's own reader takes one query per organization)."""
+    today = at.date()
+    return _frame(
+        con,
+        """
+        SELECT org, date, CAST(SUM(credits) AS BIGINT) AS credits FROM daily_usage
+        WHERE list_contains($orgs, org) AND date <= $today AND date > $since
+        GROUP BY org, date ORDER BY org, date
+        """,
+        {
+            "orgs": orgs,
+            "today": today,
+            "since": today - timedelta(days=forecast_mod.HISTORY_DAYS + 62),
+        },
+    )
+
+
+def _org_outlook(history: pl.DataFrame, at: datetime, balance: int | None):
+    """(month-end mid, run-out date, future daily spend) for one organization, with the
+    same helpers ``analytics.forecast.forecast_org`` uses, minus its per-org queries and
+    its interval (the scope's interval comes from its summed history)."""
+    today = at.date()
+    y, last_day, partial = forecast_mod._series(history, today)
+    model = forecast_mod.DailyModel.fit(y, last_day)
+    future = forecast_mod._future(model, at, partial, HORIZON_DAYS)
+    runout = None
+    if balance is not None:
+        spent = np.cumsum(future)
+        runout = today if balance <= 0 else forecast_mod._first_day(spent >= balance, today)
+    # month_end()'s mid, from the same model: spent this month plus the rest of the month.
+    month_first = today.replace(day=1)
+    mtd = int(history.filter(pl.col("date") >= month_first)["credits"].sum())
+    remaining = (forecast_mod._month_last(today) - today).days + 1
+    return round(mtd + float(future[:remaining].sum())), runout, future
+
+
 def overview(
     con: duckdb.DuckDBPyConnection, settings: Settings, scope: Scope, now: datetime
 ) -> Overview:
+    """One organization: ``analytics.forecast.forecast_org`` as is. Several: one batched
+    read, the month-end interval of their summed spend, and each one's run-out date."""
     status = collection_status(con, settings, scope, now)
     as_of, orgs, usd = status.as_of, scope.org_list, settings.credit_usd
     at = as_of_time(status)
     head = purchases_mod.purchase_headroom(con, as_of, orgs, usd)
-    forecasts = [forecast_mod.forecast_org(_cursor(con), settings, org, at) for org in orgs]
-    per_org = pl.DataFrame(
-        {
-            "org": [f.org for f in forecasts],
-            "balance_credits": [f.balance_credits for f in forecasts],
-            "mtd_credits": [f.spend_mtd_credits for f in forecasts],
-            "month_end_low": [f.month_end.low for f in forecasts],
-            "month_end_mid": [f.month_end.mid for f in forecasts],
-            "month_end_high": [f.month_end.high for f in forecasts],
-            "runout_date": [f.runout_date for f in forecasts],
-            "cap_bound_date": [f.cap_bound_date for f in forecasts],
-        },
-        schema_overrides={
-            "balance_credits": pl.Int64,
-            "runout_date": pl.Date,
-            "cap_bound_date": pl.Date,
-        },
-    )
+    days = pl.date_range(as_of, as_of + timedelta(days=HORIZON_DAYS - 1), "1d", eager=True)
+    if len(orgs) == 1:
+        f = forecast_mod.forecast_org(_cursor(con), settings, orgs[0], at)
+        me, cap_bound = f.month_end, f.cap_bound_date
+        per_org = pl.DataFrame(
+            {
+                "org": orgs,
+                "mtd_credits": [f.spend_mtd_credits],
+                "month_end_mid": [me.mid],
+                "runout_date": [f.runout_date],
+            },
+            schema_overrides={"runout_date": pl.Date},
+        )
+        future = f.daily.select("date", credits="credits_mid")
+    else:
+        history = _histories(con, orgs, at)
+        total = history.group_by("date").agg(pl.col("credits").sum()).sort("date")
+        me = forecast_mod.month_end(total, at)
+        balance = dict(zip(head["org"], head["balance_credits"], strict=True))
+        by_org = history.partition_by("org", as_dict=True, include_key=False)
+        empty = history.clear().drop("org")
+        outlooks = {
+            org: _org_outlook(by_org.get((org,), empty), at, balance.get(org)) for org in orgs
+        }
+        month_first = as_of.replace(day=1)
+        mtd = dict(
+            history.filter(pl.col("date") >= month_first)
+            .group_by("org")
+            .agg(pl.col("credits").sum())
+            .iter_rows()
+        )
+        per_org = pl.DataFrame(
+            {
+                "org": orgs,
+                "mtd_credits": [int(mtd.get(o, 0)) for o in orgs],
+                "month_end_mid": [outlooks[o][0] for o in orgs],
+                "runout_date": [outlooks[o][1] for o in orgs],
+            },
+            schema_overrides={"runout_date": pl.Date},
+        )
+        future = pl.DataFrame(
+            {"date": days, "credits": np.sum([o[2] for o in outlooks.values()], axis=0)}
+        )
+        cap_bound = None  # per organization only: pick one to see it
+    per_org = head.select("org", "balance_credits").join(per_org, on="org", how="right")
     window_start = as_of - timedelta(days=WINDOW_DAYS - 1)
+    window_days = pl.DataFrame({"date": pl.date_range(window_start, as_of, "1d", eager=True)})
+    if len(orgs) == 1:
+        daily = spend_mod.spend_daily(con, orgs, window_start, as_of, usd)
+    else:
+        daily = history.filter(pl.col("date") >= window_start)
     actual = (
-        spend_mod.spend_daily(con, orgs, window_start, as_of, usd)
-        .group_by("date")
-        .agg(pl.col("credits").sum())
+        window_days.join(daily.group_by("date").agg(pl.col("credits").sum()), on="date", how="left")
+        .with_columns(pl.col("credits").fill_null(0))
         .sort("date")
     )
-    future = (
-        pl.concat([f.daily for f in forecasts])
-        .group_by("date")
-        .agg(credits=pl.col("credits_mid").sum())
-        .sort("date")
-    )
-    mtd = sum(f.spend_mtd_credits for f in forecasts)
-    low = sum(f.month_end.low for f in forecasts)
-    mid = sum(f.month_end.mid for f in forecasts)
-    high = sum(f.month_end.high for f in forecasts)
     runouts = per_org.filter(pl.col("runout_date").is_not_null()).sort("runout_date")
-    caps = per_org["cap_bound_date"].drop_nulls()
 
-    def total(frame: pl.DataFrame, column: str) -> int | None:
-        return None if frame.is_empty() else int(frame[column].sum())
+    def total_of(column: str) -> int | None:
+        return None if head.is_empty() else int(head[column].sum())
 
-    balance = total(head, "balance_credits")
+    balance_total = total_of("balance_credits")
     return Overview(
         scope=scope,
         status=status,
-        balance_credits=balance,
-        balance_usd=None if balance is None else round(balance * usd, 2),
-        cap_credits=total(head, "cap_credits"),
-        purchases_30d_credits=total(head, "purchases_30d_credits"),
-        headroom_credits=total(head, "headroom_credits"),
-        mtd_credits=mtd,
-        mtd_usd=round(mtd * usd, 2),
-        rolling_30d_credits=sum(f.spend_30d_credits for f in forecasts),
+        balance_credits=balance_total,
+        balance_usd=None if balance_total is None else round(balance_total * usd, 2),
+        cap_credits=total_of("cap_credits"),
+        purchases_30d_credits=total_of("purchases_30d_credits"),
+        headroom_credits=total_of("headroom_credits"),
+        mtd_credits=me.month_to_date,
+        mtd_usd=round(me.month_to_date * usd, 2),
         budget_credits=scope_budget(settings, scope),
-        month_end_low=low,
-        month_end_mid=mid,
-        month_end_high=high,
+        month_end_low=me.low,
+        month_end_mid=me.mid,
+        month_end_high=me.high,
         runout_date=runouts["runout_date"][0] if runouts.height else None,
         runout_org=runouts["org"][0] if runouts.height else None,
-        cap_bound_date=caps.min() if caps.len() else None,
+        cap_bound_date=cap_bound,
         per_org=per_org,
         open_alerts=open_alert_count(_cursor(con), scope),
-        window=_window(actual, future, as_of, low, mid, high, mtd),
+        window=_window(actual, future, as_of, me.low, me.mid, me.high, me.month_to_date),
         credit_usd=usd,
     )
 

@@ -50,24 +50,19 @@ def model_bars(by_model: pl.DataFrame, scope: Scope) -> alt.Chart:
 
 
 def generations_history(history: pl.DataFrame, scope: Scope) -> alt.Chart:
-    """Share of each model's daily limit in use at the end of each day (1.0 = at the limit)."""
+    """Peak share of the daily limit each day (1.0 = at the limit): per model for one
+    organization, per organization's busiest model for several."""
     return (
         alt.Chart(
             history.to_pandas(),
-            title=titled("Daily generations (rolling 24 h) as a share of the limit", scope),
+            title=titled("Peak daily generations (rolling 24 h) as a share of the limit", scope),
         )
         .mark_line(point=True)
         .encode(
             x=alt.X("date:T", title="day (UTC)"),
             y=alt.Y("used:Q", title="share of daily limit", axis=alt.Axis(format="%")),
-            color=alt.Color("series:N", title="org / model"),
-            tooltip=[
-                "series:N",
-                "date:T",
-                "daily_generations:Q",
-                "max_daily_generations:Q",
-                alt.Tooltip("used:Q", format=".0%"),
-            ],
+            color=alt.Color("series:N", title="series"),
+            tooltip=["series:N", "date:T", alt.Tooltip("used:Q", format=".0%")],
         )
     )
 

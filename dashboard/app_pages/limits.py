@@ -34,16 +34,14 @@ def render() -> None:
             (pl.col("usage_ratio") * 100).round(1).alias("used %"),
             "max_concurrent_generations",
             "peak_7d",
-            "limit_hits_30d",
+            "days_at_limit_30d",
         ),
         hide_index=True,
         key="limits_now",
     )
-    history = data.history.filter(pl.col("max_daily_generations") > 0).with_columns(
-        series=pl.col("org") + " / " + pl.col("model"),
-        used=pl.col("daily_generations") / pl.col("max_daily_generations"),
+    st.altair_chart(
+        charts.generations_history(data.history.drop_nulls("used"), sel.scope), width="stretch"
     )
-    st.altair_chart(charts.generations_history(history, sel.scope), width="stretch")
 
 
 def _tier(row: dict) -> None:

@@ -50,11 +50,12 @@ def render() -> None:
     if data.runout_org and len(sel.scope.orgs) > 1:
         runout += f" ({data.runout_org})"
     e.metric("Run-out date (no purchases)", runout)
-    capped = (
-        f"not within {views.HORIZON_DAYS} days"
-        if data.cap_bound_date is None
-        else str(data.cap_bound_date)
-    )
+    if len(sel.scope.orgs) > 1:
+        capped = "pick one organization"
+    elif data.cap_bound_date is None:
+        capped = f"not within {views.HORIZON_DAYS} days"
+    else:
+        capped = str(data.cap_bound_date)
     f.metric("30-day cap reached", capped)
     g.metric("Open alerts", str(data.open_alerts))
     if data.open_alerts:

@@ -172,6 +172,7 @@ def test_limits_page(app_for, seeded_db: Path) -> None:
     assert now["max_daily_generations"].tolist() == [200, 50, 500]
     assert now["used %"].tolist() == [12.5, 90.0, 20.0]
     assert now["max_concurrent_generations"].tolist() == [2, 1, 3]
+    assert now["peak_7d"].tolist() == [25, 45, 100]  # alpha gen4.5: 10 on 03-19, 25 on 03-20
     md = texts(at, "markdown")
     assert "**alpha**: tier 1 (30-day purchase cap 10,000 credits)" in md
     assert "**beta**: tier 2 (30-day purchase cap 50,000 credits)" in md
@@ -187,7 +188,8 @@ def test_limits_page(app_for, seeded_db: Path) -> None:
         "spent: USD 11.20 of 100.00",
     ]
     assert chart_titles(at) == [
-        "Daily generations (rolling 24 h) as a share of the limit: all organizations (alpha, beta)"
+        "Peak daily generations (rolling 24 h) as a share of the limit: "
+        "all organizations (alpha, beta)"
     ]
 
 
