@@ -154,7 +154,11 @@ def main() -> int:
     db = args.db or Path(tmp.name) / "bench.duckdb"
     if not db.exists():
         t0 = time.perf_counter()
-        generate(db)
+        try:
+            generate(db)
+        except BaseException:  # never leave a half-generated file to be reused
+            db.unlink(missing_ok=True)
+            raise
         print(f"generation took {time.perf_counter() - t0:.1f} s ({db})")
     settings = Settings(db_path=db, budgets=(Budget(org="org03", credits=2_000_000),))
     print(f"{'page':<28} {'median ms':>10} {'worst ms':>10}  (runs: {args.runs}, 1st is warm-up)")

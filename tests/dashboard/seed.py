@@ -80,27 +80,31 @@ def create(path: Path, last_success: datetime | None = None) -> None:
         con.close()
 
 
-def create_steady(path: Path) -> None:
-    """``steady`` spends exactly 100 credits every day from 2025-01-01; collected at noon on
+def create_steady(path: Path, orgs: tuple[str, ...] = ("steady",)) -> None:
+    """Each org spends exactly 100 credits every day from 2025-01-01; collected at noon on
     2025-03-20 with a balance of 3,000. A constant history makes the forecast hand-checkable:
     weekday factors 1, no trend, every backtest ratio 1 (a zero-width interval)."""
     create_empty(path)
     con = duckdb.connect(str(path))
     try:
-        con.execute(
-            """INSERT INTO daily_usage
-               SELECT 'steady', d::DATE, 'gen4.5', 100, TIMESTAMP '2025-03-20 12:00:00'
-               FROM range(DATE '2025-01-01', DATE '2025-03-21', INTERVAL 1 DAY) t(d)"""
-        )
-        con.execute(
-            "INSERT INTO org_snapshots VALUES ('steady', TIMESTAMP '2025-03-20 12:00:00', 3000,"
-            " 10000)"
-        )
-        con.execute(
-            """INSERT INTO collection_runs (org, kind, started_at, finished_at, status,
-               http_calls, retries) VALUES ('steady', 'full', TIMESTAMP '2025-03-20 11:59:00',
-               TIMESTAMP '2025-03-20 12:00:00', 'ok', 2, 0)"""
-        )
+        for org in orgs:
+            con.execute(
+                """INSERT INTO daily_usage
+                   SELECT ?, d::DATE, 'gen4.5', 100, TIMESTAMP '2025-03-20 12:00:00'
+                   FROM range(DATE '2025-01-01', DATE '2025-03-21', INTERVAL 1 DAY) t(d)""",
+                [org],
+            )
+            con.execute(
+                "INSERT INTO org_snapshots VALUES (?, TIMESTAMP '2025-03-20 12:00:00', 3000,"
+                " 10000)",
+                [org],
+            )
+            con.execute(
+                """INSERT INTO collection_runs (org, kind, started_at, finished_at, status,
+                   http_calls, retries) VALUES (?, 'full', TIMESTAMP '2025-03-20 11:59:00',
+                   TIMESTAMP '2025-03-20 12:00:00', 'ok', 2, 0)""",
+                [org],
+            )
     finally:
         con.close()
 

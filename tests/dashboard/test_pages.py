@@ -108,6 +108,22 @@ def test_overview_forecast_and_runout_on_a_steady_history(app_for, tmp_path: Pat
     assert m["Monthly budget (credits)"] == "not set"
 
 
+def test_overview_of_several_steady_organizations(app_for, tmp_path: Path) -> None:
+    db = tmp_path / "steady2.duckdb"
+    seed.create_steady(db, orgs=("north", "south"))
+    at = app_for(db, config=None).run()
+    no_exception(at)
+    m = metrics(at)
+    assert m["Month-to-date spend (credits)"] == "4,000"  # 2 orgs x 20 days x 100
+    assert m["Month-end forecast (credits)"] == "6,300"  # 4,000 + 2 x (50 + 11 x 100)
+    # Each org: 3,000 left, 50 + 100 k >= 3,000 at k = 30 -> 2025-04-19; the earliest wins.
+    assert m["Run-out date (no purchases)"] == "2025-04-19 (north)"
+    assert m["30-day cap reached"] == "pick one organization"
+    per_org = table(at, "org", "runout_date")
+    assert per_org["runout_date"].tolist() == ["2025-04-19", "2025-04-19"]
+    assert per_org["month_end_mid"].tolist() == [3150, 3150]
+
+
 def test_overview_organization_without_usage(app_for, seeded_db: Path) -> None:
     seed.add_quiet_org(seeded_db)
     at = app_for(seeded_db).run()
