@@ -592,6 +592,7 @@ def overview(
         )
         cap_bound = None  # per organization only: pick one to see it
     per_org = head.select("org", "balance_credits").join(per_org, on="org", how="right")
+    per_org = per_org.select("org", pl.exclude("org"))
     window_start = as_of - timedelta(days=WINDOW_DAYS - 1)
     window_days = pl.DataFrame({"date": pl.date_range(window_start, as_of, "1d", eager=True)})
     if len(orgs) == 1:

@@ -51,7 +51,7 @@ def render() -> None:
         runout += f" ({data.runout_org})"
     e.metric("Run-out date (no purchases)", runout)
     if len(sel.scope.orgs) > 1:
-        capped = "pick one organization"
+        capped = "per organization"
     elif data.cap_bound_date is None:
         capped = f"not within {views.HORIZON_DAYS} days"
     else:

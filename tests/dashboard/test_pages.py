@@ -118,7 +118,7 @@ def test_overview_of_several_steady_organizations(app_for, tmp_path: Path) -> No
     assert m["Month-end forecast (credits)"] == "6,300"  # 4,000 + 2 x (50 + 11 x 100)
     # Each org: 3,000 left, 50 + 100 k >= 3,000 at k = 30 -> 2025-04-19; the earliest wins.
     assert m["Run-out date (no purchases)"] == "2025-04-19 (north)"
-    assert m["30-day cap reached"] == "pick one organization"
+    assert m["30-day cap reached"] == "per organization"
     per_org = table(at, "org", "runout_date")
     assert per_org["runout_date"].tolist() == ["2025-04-19", "2025-04-19"]
     assert per_org["month_end_mid"].tolist() == [3150, 3150]
