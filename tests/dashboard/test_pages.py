@@ -367,3 +367,63 @@ def test_test_notification_reaches_a_real_webhook(app_for, seeded_db: Path, tmp_
         assert len(hook.received) == 1
         assert hook.received[0]["title"] == "[TEST] runway-costs"
         assert "SECRET_CANARY" not in all_text(at)
+
+
+# --- caching and the data layer -------------------------------------------------------
+
+
+def test_page_data_is_cached_until_a_new_collection(app_for, seeded_db: Path, monkeypatch):
+    import functools
+
+    from analytics import views
+
+    calls = []
+    original = views.overview
+
+    @functools.wraps(original)
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(views, "overview", counted)
+    # "now" (to the minute) is part of the key: hold it so a minute boundary cannot interfere
+    monkeypatch.setattr("dashboard.ui.utc_now", lambda: datetime(2025, 3, 21, 8, 0))
+    at = app_for(seeded_db).run()
+    assert metrics(at)["Balance (credits)"] == "24,300"
+    at.run()
+    assert len(calls) == 1  # the second view came from the cache
+    with duckdb.connect(str(seeded_db)) as con:  # a later cycle stored a new alpha balance
+        con.execute(
+            "INSERT INTO org_snapshots VALUES ('alpha', TIMESTAMP '2025-03-20 09:30:00', 5000,"
+            " 10000)"
+        )
+    at.run()
+    assert len(calls) == 2  # the database changed: loaded again at once
+    assert metrics(at)["Balance (credits)"] == "25,000"  # 5,000 + 20,000
+
+
+def test_cache_lifetime_is_the_collection_interval(app_for, seeded_db, tmp_path, monkeypatch):
+    from dashboard import data
+
+    config = tmp_path / "intervals.toml"
+    config.write_text("[collection]\nsnapshot_minutes = 5\nusage_minutes = 60\n", "utf-8")
+    app_for(seeded_db, config=config)  # sets the environment and clears the caches
+    assert data.ttl_seconds() == 300.0
+
+
+def test_spend_groups_small_models_as_other(seeded_db: Path) -> None:
+    from analytics import views
+    from runway_costs.config import Settings
+
+    with views.reader(seeded_db) as con:
+        spend = views.spend(
+            con,
+            Settings(db_path=seeded_db),
+            views.Scope(("alpha", "beta"), True),
+            date(2025, 2, 1),
+            date(2025, 3, 31),
+            top_n=1,
+        )
+    day = spend.daily.filter(spend.daily["date"] == date(2025, 3, 1))
+    assert day["model"].to_list() == ["other"] and day["credits"].to_list() == [600]
+    assert set(spend.daily["model"]) == {"gen4_turbo", "other"}  # gen4_turbo: 1,000 credits
