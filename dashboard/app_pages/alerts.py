@@ -19,12 +19,23 @@ def render() -> None:
     if data.open.is_empty():
         st.success("No open alerts.")
     else:
-        ui.table(
-            data.open.select(
-                "severity", "org", "rule", "target", "message", "first_fired_at", "last_seen_at"
-            ),
-            "open_alerts",
-        )
+        for row in data.open.iter_rows(named=True):
+            target = f" ({row['target']})" if row["target"] else ""
+            text = f"**{row['org']}** · {row['rule']}{target}: {row['message']}"
+            {"critical": st.error, "warning": st.warning}.get(row["severity"], st.info)(text)
+        with st.expander("Open alerts as a table"):
+            ui.table(
+                data.open.select(
+                    "severity",
+                    "org",
+                    "rule",
+                    "target",
+                    "message",
+                    "first_fired_at",
+                    "last_seen_at",
+                ),
+                "open_alerts",
+            )
     st.subheader("History")
     if data.history.is_empty():
         st.write("No alert has been announced yet.")

@@ -333,6 +333,10 @@ def test_alerts_page_open_past_rules_and_budgets(app_for, seeded_db: Path) -> No
     goto(at, "alerts")
     subheaders = texts(at, "subheader")
     assert "Open (1)" in subheaders
+    assert (
+        "**alpha** · runout: alpha runs out of credits in 5 days (2025-03-25) at the "
+        "forecast rate" in texts(at, "warning")
+    )
     open_ = table(at, "severity", "first_fired_at")
     assert open_["org"].tolist() == ["alpha"] and open_["rule"].tolist() == ["runout"]
     history = table(at, "event_at", "delivered")
