@@ -14,6 +14,7 @@ Public API::
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -35,6 +36,7 @@ SECRETS_KEY = "dashboard_password"
 # insists on the password even if someone edits its Streamlit options.
 AUTH_ENV = "RUNWAY_COSTS_DASHBOARD_AUTH"
 DEFAULT_PORT = 8501
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class DashboardError(Exception):
@@ -122,6 +124,11 @@ class DashboardServer:
     def wait(self) -> int:
         return self.process.wait()
 
+    def terminate(self) -> None:
+        """Ask Streamlit to shut down without waiting (safe in a signal handler)."""
+        if self.running():
+            self.process.send_signal(signal.SIGTERM)
+
     def stop(self, timeout: float = 10.0) -> None:
         """Ask Streamlit to shut down (SIGTERM), then kill it if it does not."""
         if not self.running():
@@ -132,6 +139,17 @@ class DashboardServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def _child_setup() -> None:
+    """In the child, before exec: a new session, and SIGTERM when the parent dies (Linux)."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except OSError:  # no libc by that name: the parent's own stop() still applies
+            pass
 
 
 def streamlit_command(host: str, port: int) -> list[str]:
@@ -181,8 +199,9 @@ def start(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         # Its own session: Ctrl-C reaches only the parent, which stops the scheduler
-        # first and then this server, instead of both racing to exit.
-        start_new_session=True,
+        # first and then this server, instead of both racing to exit. And it dies with
+        # the parent, even a parent killed with SIGKILL.
+        preexec_fn=_child_setup,
     )
     return DashboardServer(process=process, host=host, port=port)
 

@@ -82,15 +82,19 @@ def dashboard(
     """
     settings = settings_from(config, db)
     server = _start_checked(settings, host, port)
-    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    stopping = threading.Event()
+
+    def stop(*_: object) -> None:  # set explicitly: a background job may inherit SIG_IGN
+        stopping.set()
+        server.terminate()  # only signal here: wait() below is what returns
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     try:
         code = server.wait()
-    except KeyboardInterrupt:
-        server.stop()
-        raise typer.Exit(EXIT_OK) from None
     finally:
         server.stop()
-    raise typer.Exit(EXIT_OK if code in (0, -2, -15) else EXIT_PARTIAL)
+    raise typer.Exit(EXIT_OK if stopping.is_set() or code == 0 else EXIT_PARTIAL)
 
 
 @handle_errors

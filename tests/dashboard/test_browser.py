@@ -3,8 +3,10 @@ loaded in headless Chromium (Debian's, via Playwright), screenshots in artifacts
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.dashboard.live import (
@@ -32,8 +34,12 @@ def served(sandbox, tmp_path_factory) -> Iterator[str]:
     collect_sandbox(sandbox, db)
     config = tmp / "config.toml"
     config.write_text(CONFIG, encoding="utf-8")
-    with cli_server("dashboard", "--db", str(db), "--config", str(config)) as (url, _):
+    with cli_server("dashboard", "--db", str(db), "--config", str(config)) as (url, proc):
         yield url
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the command stops its server, exit 0
+        assert proc.wait(timeout=30) == 0
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{url}/_stcore/health", timeout=2)
 
 
 @pytest.fixture(scope="module")
