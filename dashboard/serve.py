@@ -14,7 +14,6 @@ Public API::
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import socket
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import httpx
 
+from dashboard.launch import PARENT_ENV
+
 APP_DIR = Path(__file__).resolve().parent
 APP_FILE = APP_DIR / "app.py"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -36,7 +37,6 @@ SECRETS_KEY = "dashboard_password"
 # insists on the password even if someone edits its Streamlit options.
 AUTH_ENV = "RUNWAY_COSTS_DASHBOARD_AUTH"
 DEFAULT_PORT = 8501
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class DashboardError(Exception):
@@ -141,22 +141,11 @@ class DashboardServer:
             self.process.wait()
 
 
-def _child_setup() -> None:
-    """In the child, before exec: a new session, and SIGTERM when the parent dies (Linux)."""
-    os.setsid()
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        except OSError:  # no libc by that name: the parent's own stop() still applies
-            pass
-
-
 def streamlit_command(host: str, port: int) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "streamlit",
+        "dashboard.launch",
         "run",
         str(APP_FILE),
         "--server.address",
@@ -192,6 +181,7 @@ def start(
     else:
         child_env[AUTH_ENV] = "1"
     child_env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+    child_env[PARENT_ENV] = str(os.getpid())
     process = subprocess.Popen(
         streamlit_command(host, port),
         cwd=APP_DIR,
@@ -199,9 +189,9 @@ def start(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         # Its own session: Ctrl-C reaches only the parent, which stops the scheduler
-        # first and then this server, instead of both racing to exit. And it dies with
-        # the parent, even a parent killed with SIGKILL.
-        preexec_fn=_child_setup,
+        # first and then this server, instead of both racing to exit. (dashboard.launch
+        # makes it die with the parent, even a parent killed with SIGKILL.)
+        start_new_session=True,
     )
     return DashboardServer(process=process, host=host, port=port)
 
