@@ -81,3 +81,17 @@ def test_demo_serves_the_dashboard_and_prints_its_url(tmp_path: Path) -> None:
     assert url, buf.getvalue()
     with pytest.raises(httpx.HTTPError):  # stopped with the demo's other resources
         httpx.get(f"{url.group(1)}/_stcore/health", timeout=2)
+
+
+def test_server_does_not_outlive_a_killed_command(tmp_path: Path) -> None:
+    with cli_server("dashboard", "--db", str(tmp_path / "none.duckdb")) as (url, proc):
+        proc.kill()  # SIGKILL: no chance to stop its server itself
+        proc.wait()
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                httpx.get(f"{url}/_stcore/health", timeout=1)
+            except httpx.HTTPError:
+                break  # the server went down with its parent
+            assert time.monotonic() < deadline, "the server outlived its parent"
+            time.sleep(0.2)
