@@ -519,21 +519,51 @@ def _histories(con: duckdb.DuckDBPyConnection, orgs: list[str], at: datetime) ->
     )
 
 
-def _org_outlook(history: pl.DataFrame, at: datetime, balance: int | None):
-    """(month-end mid, run-out date, future daily spend) for one organization, with the
-    same helpers ``analytics.forecast.forecast_org`` uses, minus its per-org queries and
+def _dense_series(
+    history: pl.DataFrame, orgs: list[str], today: date
+) -> dict[str, tuple[np.ndarray, int]]:
+    """Per org, what ``analytics.forecast``'s series step makes of its history: complete
+    days from its first one to yesterday, zero-filled, and today's partial figure; done
+    for every org at once (one pivot) instead of once per org."""
+    past = history.filter(pl.col("date") < today)
+    partial = dict(
+        history.filter(pl.col("date") == today)
+        .group_by("org")
+        .agg(pl.col("credits").sum())
+        .iter_rows()
+    )
+    out = {org: (np.zeros(0), int(partial.get(org, 0))) for org in orgs}
+    if past.is_empty():
+        return out
+    first_day = past["date"].min()
+    days = pl.DataFrame(
+        {"date": pl.date_range(first_day, today - timedelta(days=1), "1d", eager=True)}
+    )
+    wide = days.join(
+        past.pivot(on="org", index="date", values="credits", aggregate_function="sum"),
+        on="date",
+        how="left",
+    ).fill_null(0)
+    for org, day in past.group_by("org").agg(pl.col("date").min()).iter_rows():
+        y = wide[org].to_numpy().astype(float)[(day - first_day).days :]
+        out[org] = (y, int(partial.get(org, 0)))
+    return out
+
+
+def _org_outlook(
+    y: np.ndarray, partial: int, mtd: int, at: datetime, balance: int | None
+) -> tuple[int, date | None, np.ndarray]:
+    """(month-end mid, run-out date, future daily spend) for one organization: the model
+    and rules ``analytics.forecast.forecast_org`` applies, minus its per-org queries and
     its interval (the scope's interval comes from its summed history)."""
     today = at.date()
-    y, last_day, partial = forecast_mod._series(history, today)
-    model = forecast_mod.DailyModel.fit(y, last_day)
+    model = forecast_mod.DailyModel.fit(y, today - timedelta(days=1))
     future = forecast_mod._future(model, at, partial, HORIZON_DAYS)
     runout = None
     if balance is not None:
         spent = np.cumsum(future)
         runout = today if balance <= 0 else forecast_mod._first_day(spent >= balance, today)
     # month_end()'s mid, from the same model: spent this month plus the rest of the month.
-    month_first = today.replace(day=1)
-    mtd = int(history.filter(pl.col("date") >= month_first)["credits"].sum())
     remaining = (forecast_mod._month_last(today) - today).days + 1
     return round(mtd + float(future[:remaining].sum())), runout, future
 
@@ -546,11 +576,15 @@ def overview(
     status = collection_status(con, settings, scope, now)
     as_of, orgs, usd = status.as_of, scope.org_list, settings.credit_usd
     at = as_of_time(status)
-    head = purchases_mod.purchase_headroom(con, as_of, orgs, usd)
+    pool = ThreadPoolExecutor(max_workers=2)  # these queries run while the forecast fits
+    head_job = pool.submit(purchases_mod.purchase_headroom, _cursor(con), as_of, orgs, usd)
+    alerts_job = pool.submit(open_alert_count, _cursor(con), scope)
+    pool.shutdown(wait=False)
     days = pl.date_range(as_of, as_of + timedelta(days=HORIZON_DAYS - 1), "1d", eager=True)
     if len(orgs) == 1:
         f = forecast_mod.forecast_org(_cursor(con), settings, orgs[0], at)
         me, cap_bound = f.month_end, f.cap_bound_date
+        head = head_job.result()
         per_org = pl.DataFrame(
             {
                 "org": orgs,
@@ -565,12 +599,8 @@ def overview(
         history = _histories(con, orgs, at)
         total = history.group_by("date").agg(pl.col("credits").sum()).sort("date")
         me = forecast_mod.month_end(total, at)
+        head = head_job.result()
         balance = dict(zip(head["org"], head["balance_credits"], strict=True))
-        by_org = history.partition_by("org", as_dict=True, include_key=False)
-        empty = history.clear().drop("org")
-        outlooks = {
-            org: _org_outlook(by_org.get((org,), empty), at, balance.get(org)) for org in orgs
-        }
         month_first = as_of.replace(day=1)
         mtd = dict(
             history.filter(pl.col("date") >= month_first)
@@ -578,6 +608,11 @@ def overview(
             .agg(pl.col("credits").sum())
             .iter_rows()
         )
+        series = _dense_series(history, orgs, at.date())
+        outlooks = {
+            org: _org_outlook(*series[org], int(mtd.get(org, 0)), at, balance.get(org))
+            for org in orgs
+        }
         per_org = pl.DataFrame(
             {
                 "org": orgs,
@@ -628,7 +663,7 @@ def overview(
         runout_org=runouts["org"][0] if runouts.height else None,
         cap_bound_date=cap_bound,
         per_org=per_org,
-        open_alerts=open_alert_count(_cursor(con), scope),
+        open_alerts=alerts_job.result(),
         window=_window(actual, future, as_of, me.low, me.mid, me.high, me.month_to_date),
         credit_usd=usd,
     )

@@ -1,0 +1,32 @@
+"""The overview's batched per-organization outlook agrees with ``runway-costs forecast``
+(``analytics.forecast.forecast_org``, the oracle here) on a sandbox-collected database."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from analytics import forecast, views
+from runway_costs.config import Settings
+from tests.dashboard.live import collect_sandbox
+
+pytestmark = pytest.mark.integration
+
+
+def test_batched_outlook_matches_forecast_org(sandbox, tmp_path: Path) -> None:
+    db = tmp_path / "consistency.duckdb"
+    collect_sandbox(sandbox, db)
+    settings = Settings(db_path=db)
+    with views.reader(db) as con:
+        orgs = tuple(views.known_orgs(con, settings))
+        assert orgs == ("agency", "indie", "studio")
+        overview = views.overview(con, settings, views.Scope(orgs, True), datetime.utcnow())
+        at = views.as_of_time(overview.status)
+        for row in overview.per_org.iter_rows(named=True):
+            single = forecast.forecast_org(con.cursor(), settings, row["org"], at)
+            assert row["runout_date"] == single.runout_date, row["org"]
+            assert row["month_end_mid"] == single.month_end.mid, row["org"]
+            assert row["mtd_credits"] == single.month_end.month_to_date, row["org"]
+            assert row["balance_credits"] == single.balance_credits, row["org"]
