@@ -310,8 +310,8 @@ def _daily_limits(
             SELECT org, model, CAST(taken_at AS DATE) AS date,
                    arg_max(daily_generations, taken_at) AS gens_end,
                    max(daily_generations) AS gens_peak,
-                   arg_max(max_daily_generations, taken_at) AS lim,
-                   arg_max(max_concurrent_generations, taken_at) AS conc,
+                   arg_max_null(max_daily_generations, taken_at) AS lim,
+                   arg_max_null(max_concurrent_generations, taken_at) AS conc,
                    max(taken_at) AS taken_at
             FROM model_snapshots
             WHERE list_contains($orgs, org) AND taken_at < $end::DATE + INTERVAL 1 DAY

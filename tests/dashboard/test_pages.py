@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -431,3 +432,16 @@ def test_spend_groups_small_models_as_other(seeded_db: Path) -> None:
     day = spend.daily.filter(spend.daily["date"] == date(2025, 3, 1))
     assert day["model"].to_list() == ["other"] and day["credits"].to_list() == [600]
     assert set(spend.daily["model"]) == {"gen4_turbo", "other"}  # gen4_turbo: 1,000 credits
+
+
+def test_limits_keep_a_model_whose_latest_row_has_no_limits(app_for, seeded_db: Path):
+    with duckdb.connect(str(seeded_db)) as con:  # kling left the tier table on 03-15
+        con.execute(
+            """INSERT INTO model_snapshots VALUES
+               ('beta', TIMESTAMP '2025-03-12 00:00:00', 'kling3.0_pro', 2, 100, 3),
+               ('beta', TIMESTAMP '2025-03-15 00:00:00', 'kling3.0_pro', NULL, NULL, 7)"""
+        )
+    at = goto(app_for(seeded_db).run(), "limits")
+    now = table(at, "used %").set_index("model")
+    assert now.loc["kling3.0_pro", "daily_generations"] == 7
+    assert pd.isna(now.loc["kling3.0_pro", "max_daily_generations"])  # not the old 100
