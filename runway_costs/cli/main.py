@@ -14,7 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Each module defines ``register(app)``; a module listed here owns its commands.
+# Each module defines ``register(app)`` and owns the commands it registers.
 COMMAND_MODULES = (
     "runway_costs.cli.sandbox_cmd",
     "runway_costs.cli.collect_cmd",
@@ -26,14 +26,7 @@ COMMAND_MODULES = (
 )
 
 for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(_name)
-    except ModuleNotFoundError as exc:  # a command group not built yet
-        if exc.name != _name:
-            raise
-        continue
-    _module.register(app)
-
+    importlib.import_module(_name).register(app)
 
 if __name__ == "__main__":
     app()
