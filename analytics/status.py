@@ -25,7 +25,9 @@ def org_status(con: duckdb.DuckDBPyConnection, credit_usd: float = 0.01) -> pl.D
     """One row per org: latest balance and cap (credits and USD) and collection times.
 
     Columns: org, credit_balance, balance_usd, max_monthly_credit_spend, cap_usd,
-    snapshot_at, last_success_at, last_run_at, last_status, last_error.
+    snapshot_at, last_success_at, last_run_at, last_status, last_error, and the usage
+    history held (usage_first_date, usage_last_date, usage_days, usage_credits) so a
+    reader can see at a glance how much history the database has for the org.
     """
     return con.sql(
         """
@@ -41,6 +43,14 @@ def org_status(con: duckdb.DuckDBPyConnection, credit_usd: float = 0.01) -> pl.D
                    arg_max(status, run_id) AS last_status,
                    arg_max(error, run_id) AS last_error
             FROM collection_runs GROUP BY org
+        ),
+        usage AS (
+            SELECT org,
+                   min(date) AS usage_first_date,
+                   max(date) AS usage_last_date,
+                   count(DISTINCT date) AS usage_days,
+                   sum(credits) AS usage_credits
+            FROM daily_usage GROUP BY org
         )
         SELECT r.org,
                s.credit_balance,
@@ -48,8 +58,11 @@ def org_status(con: duckdb.DuckDBPyConnection, credit_usd: float = 0.01) -> pl.D
                s.max_monthly_credit_spend,
                round(s.max_monthly_credit_spend * $usd, 2) AS cap_usd,
                s.taken_at AS snapshot_at,
-               r.last_success_at, r.last_run_at, r.last_status, r.last_error
-        FROM runs r LEFT JOIN latest_snap s USING (org)
+               r.last_success_at, r.last_run_at, r.last_status, r.last_error,
+               u.usage_first_date, u.usage_last_date,
+               coalesce(u.usage_days, 0) AS usage_days,
+               coalesce(u.usage_credits, 0)::BIGINT AS usage_credits
+        FROM runs r LEFT JOIN latest_snap s USING (org) LEFT JOIN usage u USING (org)
         ORDER BY r.org
         """,
         params={"usd": credit_usd},

@@ -58,6 +58,19 @@ def test_status_json_values(db):
     assert orgs["agency"]["balance_usd"] == 54.82
 
 
+def test_status_shows_the_90_days_of_history_held(db, sandbox):
+    doc = json.loads(invoke("status", "--json", "--db", str(db)).stdout)
+    for org in doc["orgs"]:
+        # Backfill on 2026-11-24 reaches back the 90 days the API allows, today included.
+        assert (org["usage_first_date"], org["usage_last_date"]) == ("2026-08-26", "2026-11-24")
+        truth = sandbox.world.org(org["org"]).records(date(2026, 8, 26), date(2026, 11, 23))
+        # Days with no generation at all (e.g. balance at zero) have no usage rows.
+        assert org["usage_days"] == 1 + sum(1 for r in truth if any(r.amounts.values()))
+        assert org["usage_days"] >= 85
+        full_days = sum(sum(r.amounts.values()) for r in truth)
+        assert org["usage_credits"] > full_days > 0  # plus today's partial figure
+
+
 def test_status_human(db):
     done = invoke("status", "--db", str(db))
     assert done.exit_code == 0, done.output
@@ -68,6 +81,7 @@ def test_status_human(db):
         "studio  balance 27,748 credits ($277.48)  monthly cap 200,000 credits ($2,000.00)"
         in done.stdout
     )
+    assert "usage held: 91 days with usage from 2026-08-26 to 2026-11-24" in done.stdout
 
 
 def test_export_filtered_csv_exact(db):
