@@ -12,18 +12,22 @@ import typer
 from rich.table import Table
 
 from analytics.alerts import Alert, alert_history, check_alerts, open_alerts
-from analytics.db import NoDataError, connect_reader
+from analytics.db import NoDataError
 from runway_costs.cli.common import (
     EXIT_PARTIAL,
+    AsOfOption,
     ConfigOption,
     DbOption,
+    JsonOption,
+    OrgOption,
     console,
     err_console,
     fail,
     handle_errors,
+    parse_as_of,
+    read_db,
     settings_from,
 )
-from runway_costs.cli.forecast_cmd import AsOfOption, JsonOption, parse_as_of
 
 _STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -93,11 +97,8 @@ def _rows_json(frame: pl.DataFrame) -> str:
 def open_cmd(as_json: JsonOption = False, db: DbOption = None, config: ConfigOption = None) -> None:
     """Alerts whose condition still holds, most severe first."""
     settings = settings_from(config, db)
-    try:
-        with connect_reader(settings.db_path) as con:
-            frame = open_alerts(con)
-    except NoDataError as exc:
-        raise fail(str(exc)) from None
+    with read_db(settings.db_path) as con:
+        frame = open_alerts(con)
     if as_json:
         typer.echo(_rows_json(frame))
         return
@@ -113,7 +114,7 @@ def open_cmd(as_json: JsonOption = False, db: DbOption = None, config: ConfigOpt
 
 
 def history(
-    org: Annotated[str | None, typer.Option("--org", help="Only this organization")] = None,
+    org: OrgOption = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Newest N notices")] = 50,
     as_json: JsonOption = False,
     db: DbOption = None,
@@ -121,11 +122,8 @@ def history(
 ) -> None:
     """Notices announced (fired and resolved), newest first, with delivery counts."""
     settings = settings_from(config, db)
-    try:
-        with connect_reader(settings.db_path) as con:
-            frame = alert_history(con, org, limit)
-    except NoDataError as exc:
-        raise fail(str(exc)) from None
+    with read_db(settings.db_path) as con:
+        frame = alert_history(con, org, limit)
     if as_json:
         typer.echo(_rows_json(frame))
         return

@@ -25,6 +25,7 @@ from runway_costs.cli.common import (
     ConfigOption,
     DbOption,
     console,
+    db_problem,
     err_console,
     fail,
     handle_errors,
@@ -93,10 +94,6 @@ def collect_once(settings: Settings, out: Console, kind: str = "full") -> CycleR
         return run_cycle_sync(settings, kind, plans=plans, progress=advance)
 
 
-def _db_problem(settings: Settings, exc: Exception) -> typer.Exit:
-    return fail(f"cannot use database {settings.db_path}: {exc}", EXIT_USAGE)
-
-
 def configure_logging() -> None:
     """Warnings (retries, failures) and scheduler events to stderr, no secrets in them."""
     handler = RichHandler(console=err_console, show_path=False, markup=False)
@@ -111,7 +108,7 @@ def collect(
     config: ConfigOption = None,
     refresh_days: Annotated[
         int | None,
-        typer.Option("--refresh-days", help="Days to re-read each cycle [default 3]"),
+        typer.Option("--refresh-days", help="Days to re-read each cycle (default 3)"),
     ] = None,
 ) -> None:
     """Collect every configured organization once (backfills 90 days the first time).
@@ -125,7 +122,7 @@ def collect(
     except LockError as exc:
         raise fail(str(exc), EXIT_PARTIAL) from None
     except (duckdb.Error, OSError) as exc:
-        raise _db_problem(settings, exc) from None
+        raise db_problem(settings.db_path, exc) from None
     console.print(result_table(result))
     raise typer.Exit(EXIT_OK if result.ok else EXIT_PARTIAL)
 
@@ -136,11 +133,11 @@ def schedule(
     config: ConfigOption = None,
     snapshot_minutes: Annotated[
         float | None,
-        typer.Option("--snapshot-minutes", help="Organization snapshot interval [default 15]"),
+        typer.Option("--snapshot-minutes", help="Organization snapshot interval (default 15)"),
     ] = None,
     usage_minutes: Annotated[
         float | None,
-        typer.Option("--usage-minutes", help="Usage refresh interval [default 60]"),
+        typer.Option("--usage-minutes", help="Usage refresh interval (default 60)"),
     ] = None,
 ) -> None:
     """Collect on a clock until Ctrl-C / SIGTERM: a full cycle now, then snapshots and usage.
@@ -161,7 +158,7 @@ def schedule(
     except SchedulerAlreadyRunning as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     except (duckdb.Error, OSError) as exc:
-        raise _db_problem(settings, exc) from None
+        raise db_problem(settings.db_path, exc) from None
 
 
 @handle_errors

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from datetime import UTC, date, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, TypeVar
 
+import duckdb
 import typer
 from rich.console import Console
 
-from runway_costs.config import ConfigError, Settings, load_settings
+from analytics.db import NoDataError, connect_reader
+from runway_costs.config import (
+    DEFAULT_DB,
+    ENV_CONFIG,
+    ENV_DB,
+    ENV_KEY,
+    ConfigError,
+    Settings,
+    load_settings,
+)
 
 # Exit codes, documented in the README.
 EXIT_OK = 0
@@ -24,11 +36,23 @@ err_console = Console(stderr=True)
 
 DbOption = Annotated[
     Path | None,
-    typer.Option("--db", help="DuckDB file [env RUNWAY_COSTS_DB, default data/runway.duckdb]"),
+    typer.Option("--db", help=f"DuckDB file (env {ENV_DB}; default {DEFAULT_DB})"),
 ]
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="TOML config file [env RUNWAY_COSTS_CONFIG]"),
+    typer.Option(
+        "--config",
+        "-c",
+        help=f"TOML config file (env {ENV_CONFIG}; none: one org keyed by {ENV_KEY})",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")]
+OrgOption = Annotated[str | None, typer.Option("--org", help="Only this organization")]
+AsOfOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of", help="Evaluate at this UTC time (ISO, e.g. 2026-11-24T12:00; default now)"
+    ),
 ]
 
 F = TypeVar("F", bound=Callable)
@@ -46,6 +70,43 @@ def settings_from(config: Path | None, db: Path | None, *, require_orgs: bool = 
         return load_settings(config_path=config, db_path=db, require_orgs=require_orgs)
     except ConfigError as exc:
         raise fail(str(exc)) from None
+
+
+def parse_date(value: str, flag: str) -> date:
+    """A ``YYYY-MM-DD`` flag value; a bad one is a usage error (exit 2) naming the flag."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{flag}: {value!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def parse_as_of(value: str | None) -> datetime:
+    """``--as-of`` as naive UTC (now when not given); a bad value is a usage error (exit 2)."""
+    if value is None:
+        return datetime.now(UTC).replace(tzinfo=None)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        msg = f"--as-of: {value!r} is not an ISO date or time (e.g. 2026-11-24T12:00)"
+        raise fail(msg) from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+@contextmanager
+def read_db(db_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection, closed after; "nothing collected yet" is exit 2."""
+    try:
+        with closing(connect_reader(db_path)) as con:
+            yield con
+    except NoDataError as exc:
+        raise fail(str(exc)) from None
+
+
+def db_problem(db_path: Path, exc: Exception) -> typer.Exit:
+    """The exit (2) for a database file that cannot be opened or written."""
+    return fail(f"cannot use database {db_path}: {exc}")
 
 
 def handle_errors(func: F) -> F:

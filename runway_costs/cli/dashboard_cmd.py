@@ -27,6 +27,7 @@ from runway_costs.cli.common import (
     ConfigOption,
     DbOption,
     console,
+    db_problem,
     err_console,
     fail,
     handle_errors,
@@ -134,7 +135,7 @@ def up(
     except SchedulerAlreadyRunning as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     except (duckdb.Error, OSError) as exc:
-        raise fail(f"cannot use database {settings.db_path}: {exc}", EXIT_USAGE) from None
+        raise db_problem(settings.db_path, exc) from None
     finally:
         stop.set()
         server.stop()

@@ -3,45 +3,27 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from typing import Annotated
+from datetime import datetime
 
 import typer
 from rich.table import Table
 
 from analytics.backtest import backtest
-from analytics.db import NoDataError, connect_reader
 from analytics.forecast import OrgForecast, forecast_all
 from analytics.spend import known_orgs
 from runway_costs.cli.common import (
+    AsOfOption,
     ConfigOption,
     DbOption,
+    JsonOption,
+    OrgOption,
     console,
     fail,
     handle_errors,
+    parse_as_of,
+    read_db,
     settings_from,
 )
-
-OrgOption = Annotated[str | None, typer.Option("--org", help="Only this organization")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
-AsOfOption = Annotated[
-    str | None,
-    typer.Option("--as-of", help="Evaluate at this UTC time (ISO, e.g. 2026-11-24T12:00) [now]"),
-]
-
-
-def parse_as_of(value: str | None) -> datetime:
-    """``--as-of`` as naive UTC; a bad value is a usage error (exit 2)."""
-    if value is None:
-        return datetime.now(UTC).replace(tzinfo=None)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        msg = f"--as-of: {value!r} is not an ISO date or time (e.g. 2026-11-24T12:00)"
-        raise fail(msg) from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
 
 
 def pick_orgs(con, configured: list[str], org: str | None) -> list[str]:  # noqa: ANN001
@@ -105,6 +87,7 @@ def forecast_table(results: list[OrgForecast], at: datetime, usd: float, width: 
 
 
 def forecast(
+    ctx: typer.Context,
     org: OrgOption = None,
     as_json: JsonOption = False,
     as_of: AsOfOption = None,
@@ -112,14 +95,13 @@ def forecast(
     config: ConfigOption = None,
 ) -> None:
     """Month-end spend with an 80% interval, run-out date and 30-day-cap date per org."""
+    if ctx.invoked_subcommand is not None:  # `forecast backtest`: the group's callback
+        return
     settings = settings_from(config, db)
     at = parse_as_of(as_of)
-    try:
-        with connect_reader(settings.db_path) as con:
-            names = pick_orgs(con, [o.name for o in settings.orgs], org)
-            results = forecast_all(con, settings, at, names)
-    except NoDataError as exc:
-        raise fail(str(exc)) from None
+    with read_db(settings.db_path) as con:
+        names = pick_orgs(con, [o.name for o in settings.orgs], org)
+        results = forecast_all(con, settings, at, names)
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in results], indent=2))
         return
@@ -134,12 +116,9 @@ def backtest_cmd(
 ) -> None:
     """Month-end forecasts made on days 7, 14, 21 of past months vs the naive baseline."""
     settings = settings_from(config, db)
-    try:
-        with connect_reader(settings.db_path) as con:
-            names = pick_orgs(con, [o.name for o in settings.orgs], org)
-            result = backtest(con, names)
-    except NoDataError as exc:
-        raise fail(str(exc)) from None
+    with read_db(settings.db_path) as con:
+        names = pick_orgs(con, [o.name for o in settings.orgs], org)
+        result = backtest(con, names)
     if result.rows.is_empty():
         raise fail("no whole past month in the stored history to backtest on yet")
     if as_json:
@@ -185,19 +164,6 @@ def register(app: typer.Typer) -> None:
         no_args_is_help=False,
     )
 
-    @group.callback(invoke_without_command=True)
-    @handle_errors
-    def _default(
-        ctx: typer.Context,
-        org: OrgOption = None,
-        as_json: JsonOption = False,
-        as_of: AsOfOption = None,
-        db: DbOption = None,
-        config: ConfigOption = None,
-    ) -> None:
-        """Month-end spend with an 80% interval, run-out date and 30-day-cap date per org."""
-        if ctx.invoked_subcommand is None:
-            forecast(org, as_json, as_of, db, config)
-
+    group.callback(invoke_without_command=True)(handle_errors(forecast))
     group.command("backtest")(handle_errors(backtest_cmd))
     app.add_typer(group, name="forecast")

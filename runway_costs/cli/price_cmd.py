@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import closing
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
@@ -20,7 +19,6 @@ import typer
 from rich.table import Table
 
 from analytics.compare import alternatives, cheapest
-from analytics.db import NoDataError, connect_reader
 from analytics.feasibility import (
     Feasibility,
     FeasibilityError,
@@ -36,10 +34,13 @@ from runway_costs.cli.common import (
     EXIT_USAGE,
     ConfigOption,
     DbOption,
+    JsonOption,
     console,
     err_console,
     fail,
     handle_errors,
+    parse_date,
+    read_db,
     settings_from,
 )
 
@@ -53,7 +54,7 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def price(
     plan: Annotated[Path, typer.Argument(help="Plan file: CSV or JSON rows of planned jobs.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
+    as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Machine-readable CSV.")] = False,
     budget: Annotated[
         int | None,
@@ -74,11 +75,11 @@ def price(
     ] = False,
     rates: Annotated[
         Path | None,
-        typer.Option("--rates", help="Rate file [config `rates`, default data/rates.toml]"),
+        typer.Option("--rates", help="Rate file (config `rates`; default data/rates.toml)"),
     ] = None,
     on: Annotated[
         str | None,
-        typer.Option("--date", help="Price rows without a date as of YYYY-MM-DD [today]."),
+        typer.Option("--date", help="Price rows without a date as of YYYY-MM-DD (default today)."),
     ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
@@ -92,7 +93,7 @@ def price(
         if a and b:
             raise fail(f"{names} cannot be used together")
     settings = settings_from(config, db)
-    price_date = _parse_date(on) if on else today_utc()
+    price_date = parse_date(on, "--date") if on else today_utc()
     try:
         table = load_rates(resolve_rates_path(rates, settings.rates_path))
     except RateError as exc:
@@ -140,22 +141,15 @@ def price(
         )
 
 
-def _parse_date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise fail(f"--date: {text!r} is not a date (YYYY-MM-DD)") from None
-
-
 def _feasibility(
     org: str | None, tier: int | None, priced: pl.DataFrame, table: RateTable, db_path: Path
 ) -> Feasibility | None:
     if org is not None:
-        try:
-            with closing(connect_reader(db_path)) as con:
+        with read_db(db_path) as con:
+            try:
                 return feasibility_for_org(con, org, priced, table)
-        except (NoDataError, FeasibilityError) as exc:
-            raise fail(str(exc)) from None
+            except FeasibilityError as exc:
+                raise fail(str(exc)) from None
     if tier is not None:
         try:
             return feasibility_for_tier(load_tiers(), tier, priced, table)

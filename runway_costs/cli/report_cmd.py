@@ -16,16 +16,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from analytics.db import NoDataError, connect_reader
+from analytics.db import connect_reader
 from analytics.export import render, usage_export, write_atomic
 from analytics.status import known_orgs, model_status, org_status
 from runway_costs.cli.common import (
     EXIT_USAGE,
     ConfigOption,
     DbOption,
+    JsonOption,
+    OrgOption,
     console,
     fail,
     handle_errors,
+    parse_date,
+    read_db,
     settings_from,
 )
 
@@ -82,6 +86,15 @@ def print_status(doc: dict, out: Console) -> None:
             f"last collected {_fmt_time(org['last_success_at'])}",
             highlight=False,
         )
+        if org["usage_days"]:
+            out.print(
+                f"  usage held: {org['usage_days']} days with usage from "
+                f"{org['usage_first_date']} to {org['usage_last_date']}, "
+                f"{_fmt_int(org['usage_credits'])} credits net",
+                highlight=False,
+            )
+        else:
+            out.print("  usage held: none yet", highlight=False)
         if org["last_status"] == "failed":
             out.print(f"  [red]last run failed:[/] {org['last_error']}", highlight=False)
         table = Table(show_edge=False, pad_edge=False)
@@ -108,31 +121,19 @@ def show_status(db_path: Path, credit_usd: float, out: Console) -> None:
     print_status(doc, out)
 
 
-def _parse_date(value: str | None, flag: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise fail(f"{flag}: {value!r} is not a date (expected YYYY-MM-DD)") from None
-
-
 @handle_errors
 def status(
     db: DbOption = None,
     config: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Per organization: balance, monthly cap, last collection, model limits and 24h usage.
 
     Exit 0, or 2 when there is no data yet or the config is bad.
     """
     settings = settings_from(config, db)
-    try:
-        with closing(connect_reader(settings.db_path)) as con:
-            doc = status_document(con, settings.credit_usd)
-    except NoDataError as exc:
-        raise fail(str(exc)) from None
+    with read_db(settings.db_path) as con:
+        doc = status_document(con, settings.credit_usd)
     if as_json:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
@@ -143,7 +144,7 @@ def status(
 def export_usage(
     db: DbOption = None,
     config: ConfigOption = None,
-    org: Annotated[str | None, typer.Option("--org", help="Only this organization")] = None,
+    org: OrgOption = None,
     from_: Annotated[
         str | None, typer.Option("--from", help="First date, inclusive (YYYY-MM-DD)")
     ] = None,
@@ -161,21 +162,18 @@ def export_usage(
 
     Exit 0, or 2 on a bad date, unknown organization, parquet without -o or no data.
     """
-    start = _parse_date(from_, "--from")
-    end = _parse_date(to, "--to")
+    start = parse_date(from_, "--from") if from_ is not None else None
+    end = parse_date(to, "--to") if to is not None else None
     if start and end and start > end:
         raise fail(f"--from {start} is after --to {end}")
     if fmt is ExportFormat.parquet and output is None:
         raise fail("--format parquet needs an output file (-o FILE)")
     settings = settings_from(config, db)
-    try:
-        with closing(connect_reader(settings.db_path)) as con:
-            if org is not None and org not in (orgs := known_orgs(con)):
-                known = ", ".join(orgs) or "none"
-                raise fail(f"unknown organization {org!r} (in the database: {known})")
-            frame = usage_export(con, org, start, end)
-    except NoDataError as exc:
-        raise fail(str(exc)) from None
+    with read_db(settings.db_path) as con:
+        if org is not None and org not in (orgs := known_orgs(con)):
+            known = ", ".join(orgs) or "none"
+            raise fail(f"unknown organization {org!r} (in the database: {known})")
+        frame = usage_export(con, org, start, end)
     if output is None:
         sys.stdout.write(render(frame, fmt.value))
         return

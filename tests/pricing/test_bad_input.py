@@ -254,7 +254,7 @@ def test_flag_conflicts_and_bad_date_exit_2(runner: CliRunner, write) -> None:
         (["--json", "--csv"], "--json and --csv cannot be used together"),
         (["--budget", "5", "--budget-usd", "1"], "--budget and --budget-usd cannot be used"),
         (["--org", "a", "--tier", "1"], "--org and --tier cannot be used together"),
-        (["--date", "24/11/2026"], "--date: '24/11/2026' is not a date (YYYY-MM-DD)"),
+        (["--date", "24/11/2026"], "--date: '24/11/2026' is not a date (expected YYYY-MM-DD)"),
     ):
         result = run_price(runner, str(plan), *args)
         assert result.exit_code == 2, args
