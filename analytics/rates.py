@@ -13,7 +13,6 @@ Public API:
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -21,6 +20,8 @@ from types import MappingProxyType
 from typing import Any
 
 import polars as pl
+
+from runway_costs.tomlfile import read_toml
 
 DEFAULT_RATES = Path(__file__).resolve().parent.parent / "data" / "rates.toml"
 PER_UNITS = ("second", "character", "job")
@@ -79,14 +80,7 @@ def resolve_rates_path(cli: Path | None, configured: Path | None) -> Path:
 def load_rates(path: Path | None = None) -> RateTable:
     """Read and check a rate file; raise RateError naming the file and key on any problem."""
     path = Path(path) if path is not None else DEFAULT_RATES
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RateError(f"rate file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RateError(f"rate file {path} cannot be read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RateError(f"{path}: invalid TOML: {exc}") from None
+    data = read_toml(path, "rate file", RateError)
     return _Parser(path).table(data)
 
 

@@ -17,11 +17,12 @@ progress (issue 4) both read this table, so the API below is kept stable:
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+
+from runway_costs.tomlfile import read_toml
 
 DEFAULT_TIERS = Path(__file__).resolve().parent.parent / "data" / "tiers.toml"
 
@@ -79,14 +80,7 @@ class TierTable:
 def load_tiers(path: Path | None = None) -> TierTable:
     """Read and check a tier file; raise TierError naming the file and key on any problem."""
     path = Path(path) if path is not None else DEFAULT_TIERS
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TierError(f"tier file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TierError(f"tier file {path} cannot be read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise TierError(f"{path}: invalid TOML: {exc}") from None
+    data = read_toml(path, "tier file", TierError)
     raw = data.get("tiers")
     if not isinstance(raw, list) or not raw:
         raise TierError(f"{path}: tiers: must be a non-empty array of tables ([[tiers]])")

@@ -8,7 +8,6 @@ is put on the wire.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +20,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from runway_costs.tomlfile import read_toml
 
 DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
 DEFAULT_DB = Path("data/runway.duckdb")
@@ -220,16 +221,7 @@ def load_settings(
     source = "<defaults>"
     if config_path is not None:
         source = str(config_path)
-        try:
-            text = Path(config_path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"config file {config_path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file {config_path} cannot be read: {exc}") from None
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{config_path}: invalid TOML: {exc}") from None
+        data = read_toml(Path(config_path), "config file", ConfigError)
     base_dir = Path(config_path).parent if config_path else Path.cwd()
 
     orgs_raw = data.pop("orgs", None)
