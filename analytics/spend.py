@@ -74,6 +74,20 @@ def _orgs_list(con: duckdb.DuckDBPyConnection, orgs: Sequence[str] | None) -> li
     return list(orgs) if orgs is not None else known_orgs(con)
 
 
+def _window_credits(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    orgs: Sequence[str] | None,
+    start: date,
+    end: date,
+    credit_usd: float,
+    **params: object,
+) -> pl.DataFrame:
+    """Run ``sql`` (params ``$orgs``, ``$start``, ``$end``) and add its credits in USD."""
+    frame = query(con, sql, {"orgs": _orgs_list(con, orgs), "start": start, "end": end, **params})
+    return frame.with_columns(usd=usd(pl.col("credits"), credit_usd))
+
+
 def spend_daily(
     con: duckdb.DuckDBPyConnection,
     orgs: Sequence[str] | None,
@@ -82,7 +96,7 @@ def spend_daily(
     credit_usd: float = 0.01,
 ) -> pl.DataFrame:
     """Net credits per org and day in [start, end], zero-filled so charts show quiet days."""
-    frame = query(
+    return _window_credits(
         con,
         """
         WITH o AS (SELECT unnest($orgs::VARCHAR[]) AS org),
@@ -95,9 +109,11 @@ def spend_daily(
         FROM o CROSS JOIN d LEFT JOIN u ON u.org = o.org AND u.date = d.date
         ORDER BY o.org, d.date
         """,
-        {"orgs": _orgs_list(con, orgs), "start": start, "end": end},
+        orgs,
+        start,
+        end,
+        credit_usd,
     )
-    return frame.with_columns(usd=usd(pl.col("credits"), credit_usd))
 
 
 def spend_daily_by_model(
@@ -108,16 +124,18 @@ def spend_daily_by_model(
     credit_usd: float = 0.01,
 ) -> pl.DataFrame:
     """The stored (org, date, model) rows in [start, end]; models are open strings."""
-    frame = query(
+    return _window_credits(
         con,
         """
         SELECT org, date, model, credits FROM daily_usage
         WHERE date BETWEEN $start AND $end AND list_contains($orgs, org)
         ORDER BY org, date, model
         """,
-        {"orgs": _orgs_list(con, orgs), "start": start, "end": end},
+        orgs,
+        start,
+        end,
+        credit_usd,
     )
-    return frame.with_columns(usd=usd(pl.col("credits"), credit_usd))
 
 
 def spend_monthly(
@@ -130,7 +148,7 @@ def spend_monthly(
 ) -> pl.DataFrame:
     """Calendar-month totals of the days in [start, end] (partial months are partial sums)."""
     model_col = ", model" if by_model else ""
-    frame = query(
+    return _window_credits(
         con,
         f"""
         SELECT org, CAST(date_trunc('month', date) AS DATE) AS month{model_col},
@@ -139,9 +157,11 @@ def spend_monthly(
         WHERE date BETWEEN $start AND $end AND list_contains($orgs, org)
         GROUP BY ALL ORDER BY ALL
         """,
-        {"orgs": _orgs_list(con, orgs), "start": start, "end": end},
+        orgs,
+        start,
+        end,
+        credit_usd,
     )
-    return frame.with_columns(usd=usd(pl.col("credits"), credit_usd))
 
 
 def spend_summary(
@@ -198,7 +218,7 @@ def top_models(
     credit_usd: float = 0.01,
 ) -> pl.DataFrame:
     """The ``n`` models with the most net spend per org in [start, end], with their share."""
-    frame = query(
+    return _window_credits(
         con,
         """
         WITH m AS (
@@ -211,6 +231,9 @@ def top_models(
                CASE WHEN org_total > 0 THEN credits / org_total END AS share
         FROM r WHERE rank <= $n ORDER BY org, rank
         """,
-        {"orgs": _orgs_list(con, orgs), "start": start, "end": end, "n": n},
+        orgs,
+        start,
+        end,
+        credit_usd,
+        n=n,
     )
-    return frame.with_columns(usd=usd(pl.col("credits"), credit_usd))
