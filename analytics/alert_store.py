@@ -44,7 +44,8 @@ __all__ = [
 ]
 
 SCHEMA = Path(__file__).with_name("alerts_schema.sql")
-_STATE_COLUMNS = {
+# What one check says about one alert (the fields of ``Alert`` that are stored).
+_ALERT_COLUMNS = {
     "org": pl.String,
     "rule": pl.String,
     "target": pl.String,
@@ -55,6 +56,9 @@ _STATE_COLUMNS = {
     "value": pl.Float64,
     "threshold": pl.Float64,
     "message": pl.String,
+}
+_STATE_COLUMNS = {
+    **_ALERT_COLUMNS,
     "first_fired_at": pl.Datetime("us"),
     "last_seen_at": pl.Datetime("us"),
     "resolved_at": pl.Datetime("us"),
@@ -62,15 +66,8 @@ _STATE_COLUMNS = {
 _HISTORY_COLUMNS = {
     "event_id": pl.Int64,
     "event_at": pl.Datetime("us"),
-    "org": pl.String,
-    "rule": pl.String,
-    "target": pl.String,
-    "key": pl.String,
-    "status": pl.String,
-    "severity": pl.String,
-    "value": pl.Float64,
-    "threshold": pl.Float64,
-    "message": pl.String,
+    # An event records the alert as announced; the notified severity is state only.
+    **{name: dtype for name, dtype in _ALERT_COLUMNS.items() if name != "notified_severity"},
     "delivered": pl.Int64,
     "undelivered": pl.Int64,
 }
@@ -100,33 +97,8 @@ def load_state(con: duckdb.DuckDBPyConnection, orgs: Sequence[str]) -> pl.DataFr
 def save_alerts(con: duckdb.DuckDBPyConnection, alerts: Sequence[Alert], at: datetime) -> list[int]:
     """Apply one check's outcome in one transaction; return the ids of announced events."""
     rows = pl.DataFrame(
-        [
-            (
-                a.org,
-                a.rule,
-                a.target,
-                a.key,
-                a.status,
-                a.severity,
-                a.notified_severity,
-                a.value,
-                a.threshold,
-                a.message,
-            )
-            for a in alerts
-        ],
-        schema={
-            "org": pl.String,
-            "rule": pl.String,
-            "target": pl.String,
-            "key": pl.String,
-            "status": pl.String,
-            "severity": pl.String,
-            "notified_severity": pl.String,
-            "value": pl.Float64,
-            "threshold": pl.Float64,
-            "message": pl.String,
-        },
+        [tuple(getattr(a, name) for name in _ALERT_COLUMNS) for a in alerts],
+        schema=_ALERT_COLUMNS,
         orient="row",
     )
     con.register("_alerts_in", rows)
