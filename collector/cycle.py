@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import duckdb
 import httpx
@@ -50,6 +51,8 @@ WRITE_LOCK_TIMEOUT = 60.0
 
 # progress(done_requests, planned_requests) after each organization's request completes
 Progress = Callable[[int, int], None]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class CycleAbandoned(Exception):
@@ -322,18 +325,15 @@ async def run_cycle(
     return CycleResult(kind=kind, orgs=_write(settings, kind, fetched))
 
 
-def run_cycle_sync(
-    settings: Settings,
-    kind: Kind = "full",
-    *,
-    today: date | None = None,
-    progress: Progress | None = None,
-    stop_event: threading.Event | None = None,
-    plans: Sequence[OrgPlan] | None = None,
-) -> CycleResult:
-    """``run_cycle`` on a fresh event loop in this thread (CLI, scheduler jobs)."""
-    return asyncio.run(
-        run_cycle(
-            settings, kind, today=today, progress=progress, stop_event=stop_event, plans=plans
-        )
-    )
+def _blocking(func: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
+    """``func`` run to completion on a fresh event loop in the calling thread."""
+
+    @functools.wraps(func)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        return asyncio.run(func(*args, **kwargs))
+
+    return run
+
+
+# ``run_cycle`` with the same arguments, blocking (CLI, scheduler jobs).
+run_cycle_sync = _blocking(run_cycle)
