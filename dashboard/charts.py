@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import altair as alt
 import polars as pl
 
@@ -12,40 +14,43 @@ def titled(what: str, scope: Scope) -> str:
     return f"{what}: {scope.label}"
 
 
+def _bars(frame: pl.DataFrame, what: str, scope: Scope, **encoding: Any) -> alt.Chart:
+    """A bar chart of ``frame`` with the given encodings, titled for its organizations."""
+    chart = alt.Chart(frame.to_pandas(), title=titled(what, scope))
+    return chart.mark_bar().encode(**encoding)
+
+
 def stacked_daily(daily: pl.DataFrame, scope: Scope) -> alt.Chart:
-    return (
-        alt.Chart(daily.to_pandas(), title=titled("Credits per day by model", scope))
-        .mark_bar()
-        .encode(
-            x=alt.X("date:T", title="day (UTC)"),
-            y=alt.Y("sum(credits):Q", title="credits"),
-            color=alt.Color("model:N", title="model"),
-            tooltip=["date:T", "model:N", "credits:Q"],
-        )
+    return _bars(
+        daily,
+        "Credits per day by model",
+        scope,
+        x=alt.X("date:T", title="day (UTC)"),
+        y=alt.Y("sum(credits):Q", title="credits"),
+        color=alt.Color("model:N", title="model"),
+        tooltip=["date:T", "model:N", "credits:Q"],
     )
 
 
 def monthly_bars(monthly: pl.DataFrame, scope: Scope) -> alt.Chart:
-    return (
-        alt.Chart(monthly.to_pandas(), title=titled("Credits per month", scope))
-        .mark_bar()
-        .encode(
-            x=alt.X("yearmonth(month):O", title="month"),
-            y=alt.Y("credits:Q", title="credits"),
-            tooltip=["yearmonth(month):O", "credits:Q", "usd:Q"],
-        )
+    return _bars(
+        monthly,
+        "Credits per month",
+        scope,
+        x=alt.X("yearmonth(month):O", title="month"),
+        y=alt.Y("credits:Q", title="credits"),
+        tooltip=["yearmonth(month):O", "credits:Q", "usd:Q"],
     )
 
 
 def model_bars(by_model: pl.DataFrame, scope: Scope) -> alt.Chart:
-    return (
-        alt.Chart(by_model.to_pandas(), title=titled("Credits per model", scope))
-        .mark_bar()
-        .encode(
-            y=alt.Y("model:N", sort="-x", title="model"),
-            x=alt.X("credits:Q", title="credits"),
-            tooltip=["model:N", "credits:Q", "usd:Q"],
-        )
+    return _bars(
+        by_model,
+        "Credits per model",
+        scope,
+        y=alt.Y("model:N", sort="-x", title="model"),
+        x=alt.X("credits:Q", title="credits"),
+        tooltip=["model:N", "credits:Q", "usd:Q"],
     )
 
 
