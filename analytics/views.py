@@ -671,16 +671,10 @@ def overview(
 
 # --- planner -------------------------------------------------------------------------
 
+# The planner's editable columns: the plan fields without free text, label first, date last.
 EDIT_COLUMNS = (
     "label",
-    "model",
-    "count",
-    "seconds",
-    "resolution",
-    "ratio",
-    "audio",
-    "characters",
-    "endpoint",
+    *(f for f in plan_mod.PLAN_FIELDS if f not in ("label", "text", "date")),
     "date",
 )
 
