@@ -301,39 +301,78 @@ def _daily_limits(
 ) -> pl.DataFrame:
     """Per (org, model, day) in [start, as_of]: generations at the day's end, the day's peak,
     and the limits in force. model_snapshots holds a row only on change, so each day
-    carries the latest earlier value (ASOF) when it has no row of its own; rows are
-    first reduced to one per day so the ASOF join sorts days, not 15-minute rows."""
-    return _frame(
+    carries the latest earlier value (as-of join) when it has no row of its own. Only rows
+    from ``start`` on are reduced per day; earlier ones only give each (org, model) its
+    latest row to carry in, and the day grid is filled in polars (an as-of join of days,
+    not of 15-minute rows)."""
+    agg = _frame(
         con,
         """
-        WITH agg AS (
-            SELECT org, model, CAST(taken_at AS DATE) AS date,
-                   arg_max(daily_generations, taken_at) AS gens_end,
-                   max(daily_generations) AS gens_peak,
-                   arg_max_null(max_daily_generations, taken_at) AS lim,
-                   arg_max_null(max_concurrent_generations, taken_at) AS conc,
-                   max(taken_at) AS taken_at
-            FROM model_snapshots
-            WHERE list_contains($orgs, org) AND taken_at < $end::DATE + INTERVAL 1 DAY
-            GROUP BY org, model, date),
-        keys AS (SELECT DISTINCT org, model FROM agg),
-        days AS (SELECT CAST(range AS DATE) AS date
-                 FROM range($start::DATE, $end::DATE + INTERVAL 1 DAY, INTERVAL 1 DAY)),
-        grid AS (SELECT org, model, date FROM keys CROSS JOIN days),
-        filled AS (
-            SELECT g.org, g.model, g.date, a.gens_end, a.lim, a.conc, a.taken_at,
-                   CASE WHEN a.date = g.date THEN a.gens_peak ELSE a.gens_end END AS peak
-            FROM grid g ASOF JOIN agg a
-              ON g.org = a.org AND g.model = a.model AND g.date >= a.date)
-        SELECT org, model, date, gens_end AS daily_generations,
-               -- the count at midnight (yesterday's end) belongs to today's peak too
-               greatest(peak, lag(gens_end) OVER (PARTITION BY org, model ORDER BY date))
-                   AS peak_generations,
-               lim AS max_daily_generations, conc AS max_concurrent_generations, taken_at
-        FROM filled ORDER BY org, model, date
+        SELECT org, model, CAST(taken_at AS DATE) AS date,
+               arg_max(daily_generations, taken_at) AS gens_end,
+               max(daily_generations) AS gens_peak,
+               arg_max_null(max_daily_generations, taken_at) AS lim,
+               arg_max_null(max_concurrent_generations, taken_at) AS conc,
+               max(taken_at) AS taken_at
+        FROM model_snapshots
+        WHERE org = ANY($orgs) AND taken_at >= $start::DATE
+          AND taken_at < $end::DATE + INTERVAL 1 DAY
+        GROUP BY org, model, date
+        UNION ALL  -- carried in from before the range: the latest row (no peak needed)
+        SELECT org, model, CAST(max(taken_at) AS DATE), arg_max(daily_generations, taken_at),
+               NULL, arg_max_null(max_daily_generations, taken_at),
+               arg_max_null(max_concurrent_generations, taken_at), max(taken_at)
+        FROM model_snapshots
+        WHERE org = ANY($orgs) AND taken_at < $start::DATE
+        GROUP BY org, model
         """,
         {"orgs": scope.org_list, "start": start, "end": as_of},
+    )
+    days = pl.date_range(start, as_of, "1d", eager=True).alias("date").to_frame()
+    # The grid in (org, model, date) order; the as-of join keeps it, and needs the right
+    # side sorted by date within each (org, model) only. No sort on the strings after.
+    grid = agg.select("org", "model").unique().sort("org", "model").join(days, how="cross")
+    filled = grid.join_asof(
+        agg.sort("date").with_columns(row_date=pl.col("date")),
+        on="date",
+        by=["org", "model"],
+        check_sortedness=False,  # sorted within each (org, model); polars cannot check
+    )
+    # days before an (org, model)'s first row have nothing to show: drop them
+    filled = filled.filter(pl.col("row_date").is_not_null())
+    same_key = (pl.col("org") == pl.col("org").shift(1)) & (
+        pl.col("model") == pl.col("model").shift(1)
+    )
+    peak = pl.when(pl.col("row_date") == pl.col("date")).then("gens_peak").otherwise("gens_end")
+    return filled.select(
+        "org",
+        "model",
+        "date",
+        pl.col("gens_end").alias("daily_generations"),
+        # the count at midnight (yesterday's end) belongs to today's peak too
+        pl.max_horizontal(peak, pl.when(same_key).then(pl.col("gens_end").shift(1))).alias(
+            "peak_generations"
+        ),
+        pl.col("lim").alias("max_daily_generations"),
+        pl.col("conc").alias("max_concurrent_generations"),
+        "taken_at",
     ).with_columns(peak_generations=pl.coalesce("peak_generations", "daily_generations"))
+
+
+def _limits_at(daily: pl.DataFrame, today: pl.DataFrame, at: datetime) -> pl.DataFrame:
+    """Each (org, model)'s limits at ``at``: its latest row of ``at``'s day up to ``at``
+    (``today``), else the previous day's end from ``daily``. Rows of that day after ``at``
+    must not count, so the day-end values of ``at``'s own day cannot be used."""
+    before = daily.filter(pl.col("date") == at.date() - timedelta(days=1)).select(
+        "org", "model", *tiers_mod.LIMIT_COLUMNS
+    )
+    return pl.concat(
+        [
+            today.select("org", "model", *tiers_mod.LIMIT_COLUMNS),
+            before.join(today, on=["org", "model"], how="anti"),
+        ],
+        how="vertical_relaxed",
+    )
 
 
 def limits(
@@ -343,16 +382,21 @@ def limits(
 
     One organization: a line per model. Several: per organization, the share of the
     daily limit of its busiest model (1,200 lines of org x model say nothing at once).
+    Set-based for any number of organizations: one scan of the days needed, one query for
+    caps and spend, one for the limits of ``at``'s day so far.
     """
     as_of = at.date()
     table = tiertable_mod.load_tiers()
-    with ThreadPoolExecutor(max_workers=4) as pool:  # DuckDB queries release the GIL
-        tiers_future = [
-            pool.submit(tiers_mod.tier_progress, _cursor(con), table, at, org, settings.credit_usd)
-            for org in scope.orgs
-        ]
+    orgs = scope.org_list
+    midnight = datetime.combine(as_of, datetime.min.time(), at.tzinfo)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # DuckDB queries release the GIL
+        facts_job = pool.submit(tiers_mod.tier_facts, _cursor(con), at, orgs)
+        today_job = pool.submit(tiers_mod.latest_limits, _cursor(con), at, orgs, midnight)
         daily = _daily_limits(_cursor(con), scope, min(start, as_of - timedelta(days=29)), as_of)
-        progress = [f.result() for f in tiers_future]
+        facts, today = facts_job.result(), today_job.result()
+    progress = tiers_mod.progress_from(
+        table, at, facts, _limits_at(daily, today, at), settings.credit_usd
+    )
     share = pl.col("peak_generations") / pl.col("max_daily_generations")
     last7 = pl.col("date") > as_of - timedelta(days=7)
     last30 = pl.col("date") > as_of - timedelta(days=30)

@@ -6,8 +6,10 @@ from datetime import date, datetime
 
 import polars as pl
 
-from analytics.tiers import detect_tier, tier_progress
+from analytics import views
+from analytics.tiers import detect_tier, tier_progress, tier_progress_many
 from analytics.tiertable import load_tiers
+from runway_costs.config import Settings
 from tests.analytics.conftest import add_model, add_snapshot, add_usage, new_db
 
 
@@ -57,3 +59,67 @@ def test_no_snapshot_means_no_tier(tmp_path):
     progress = tier_progress(con, load_tiers(), datetime(2026, 11, 2), "nobody")
     assert (progress.tier, progress.next_tier, progress.days_progress) == (None, None, None)
     assert progress.spend_usd == 0.0
+
+
+def test_several_orgs_at_once_in_the_order_asked(tmp_path):
+    """One call for three orgs gives what three single-org calls give, in the asked order."""
+    con = new_db(tmp_path / "t.duckdb")
+    add_snapshot(con, "acme", datetime(2026, 11, 1), 5000, cap=10_000)
+    add_snapshot(con, "acme", datetime(2026, 11, 2), 9000, cap=50_000)
+    add_usage(con, "acme", date(2026, 11, 2), "gen4.5", 3000)
+    add_snapshot(con, "odd", datetime(2026, 11, 1), 100, cap=12_345)
+    add_model(con, "odd", datetime(2026, 11, 1), "gen4.5", 0, 1500, conc=5)
+    add_model(con, "odd", datetime(2026, 11, 1), "veo3.1", 0, 1000, conc=5)
+    add_model(con, "odd", datetime(2026, 11, 1), "kling", 0, 60, conc=1)  # tier 1's ranges
+    many = tier_progress_many(
+        con, load_tiers(), datetime(2026, 11, 5, 12), ["odd", "nobody", "acme"]
+    )
+    assert [p.org for p in many] == ["odd", "nobody", "acme"]
+    odd, nobody, acme = many
+    assert (odd.tier, odd.matched_by, odd.days_at_tier) == (3, "limits", 4.5)  # 2 fits beat 1
+    assert (nobody.tier, nobody.matched_by, nobody.cap_credits) == (None, None, None)
+    assert (acme.tier, acme.matched_by, acme.days_at_tier, acme.spend_usd) == (2, "cap", 3.5, 30.0)
+    assert tier_progress_many(con, load_tiers(), datetime(2026, 11, 5), []) == []
+
+
+def test_limits_rows_after_as_of_do_not_count(tmp_path):
+    """Limits that changed later on the same day (here to tier 4's) are not yet in force."""
+    con = new_db(tmp_path / "t.duckdb")
+    add_snapshot(con, "odd", datetime(2026, 11, 1), 100, cap=12_345)
+    add_model(con, "odd", datetime(2026, 11, 1), "gen4.5", 0, 1500, conc=5)
+    add_model(con, "odd", datetime(2026, 11, 2, 15), "gen4.5", 0, 6000, conc=10)
+    table = load_tiers()
+    assert tier_progress(con, table, datetime(2026, 11, 2, 12), "odd").tier == 3
+    assert tier_progress(con, table, datetime(2026, 11, 2, 16), "odd").tier == 4
+    con.close()
+    with views.reader(tmp_path / "t.duckdb") as ro:
+        scope = views.Scope(("odd",))
+        noon = views.limits(ro, Settings(), scope, date(2026, 11, 1), datetime(2026, 11, 2, 12))
+        later = views.limits(ro, Settings(), scope, date(2026, 11, 1), datetime(2026, 11, 2, 16))
+    assert noon.tiers["tier"].to_list() == [3]
+    assert later.tiers["tier"].to_list() == [4]
+    # The day rows still show the day's end (the dashboard reads at the last collection).
+    assert noon.current["max_daily_generations"].to_list() == [6000]
+
+
+def test_a_model_that_left_the_tier_is_not_matched(tmp_path):
+    """Its latest row has NULL limits: the older limits must not be used for matching."""
+    con = new_db(tmp_path / "t.duckdb")
+    add_snapshot(con, "odd", datetime(2026, 11, 1), 100, cap=12_345)
+    add_model(con, "odd", datetime(2026, 11, 1), "gen4.5", 0, 1500, conc=5)
+    add_model(con, "odd", datetime(2026, 11, 1), "veo3.1", 0, 60, conc=1)
+    add_model(con, "odd", datetime(2026, 11, 1), "kling", 0, 70, conc=1)
+    con.execute(
+        "INSERT INTO model_snapshots VALUES ('odd', '2026-11-02 01:00', 'kling', NULL, NULL, 0)"
+    )
+    # Tier 3 fits gen4.5 and gen4, tier 1 only veo3.1. Were kling's older limits used, tier 1
+    # would tie at 2 and win (it comes first in the table).
+    add_model(con, "odd", datetime(2026, 11, 1), "gen4", 0, 1200, conc=5)
+    progress = tier_progress(con, load_tiers(), datetime(2026, 11, 2, 12), "odd")
+    assert (progress.tier, progress.matched_by) == (3, "limits")
+    con.close()
+    with views.reader(tmp_path / "t.duckdb") as ro:
+        data = views.limits(
+            ro, Settings(), views.Scope(("odd",)), date(2026, 11, 1), datetime(2026, 11, 3, 12)
+        )
+    assert data.tiers["tier"].to_list() == [3]
