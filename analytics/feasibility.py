@@ -21,13 +21,13 @@ Public API:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import duckdb
 import polars as pl
 
-from analytics.purchases import purchase_headroom
+from analytics.purchases import purchase_headroom, purchases_window
 from analytics.rates import RateTable
 from analytics.tiertable import TierTable
 
@@ -52,6 +52,10 @@ class Feasibility:
     fits_cap: bool
     cap_shortfall: int
     notes: tuple[str, ...]
+    # the span purchased_30d covers ("in the last 30 days", "since ... UTC (n of 30 days
+    # known)", "unknown: ..."; analytics.purchases) and its start, ISO UTC, null if none
+    purchases_window: str | None = None
+    purchases_observed_since: str | None = None
 
 
 LIMIT_SCHEMA = {
@@ -101,16 +105,22 @@ def feasibility_for_org(
     head = purchase_headroom(con, as_of.date(), [org], credit_usd=rates.credit_usd)
     notes = [f"limits and balance from the snapshot taken {taken_at:%Y-%m-%d %H:%M} UTC"]
     purchased: int | None = None
-    observed = int(head["observed_days"][0]) if head.height else 0
+    row = head.row(0, named=True) if head.height else {}
+    observed = int(row.get("observed_days") or 0)
+    since, began = row.get("purchases_observed_since"), row.get("balances_observed_since")
+    window = purchases_window(observed, since, began)
     if observed == 0:
         notes.append(
-            "no purchase history observed in the last 30 days: the full cap is treated as available"
+            f"purchases in the last 30 days are {window}; the full cap is treated as available"
         )
     else:
-        purchased = int(head["purchases_30d_credits"][0])
+        purchased = int(row["purchases_30d_credits"])
         if observed < 30:
-            notes.append(f"purchases reconstructed from {observed} of the last 30 days")
-    return _assess(
+            notes.append(
+                f"purchases reconstructed {window}; any bought before are unknown and not "
+                "counted against the cap"
+            )
+    feas = _assess(
         f"organization {org!r}",
         priced,
         rates,
@@ -119,6 +129,11 @@ def feasibility_for_org(
         cap=int(cap),
         purchased=purchased,
         notes=notes,
+    )
+    return replace(
+        feas,
+        purchases_window=window,
+        purchases_observed_since=None if since is None else f"{since:%Y-%m-%dT%H:%M:%S}Z",
     )
 
 

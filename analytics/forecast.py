@@ -43,7 +43,12 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from analytics.purchases import org_state, purchases_daily
+from analytics.purchases import (
+    balances_observed_since,
+    describe_purchases,
+    org_state,
+    purchases_daily,
+)
 from analytics.spend import known_orgs, query, spend_summary
 from runway_costs.config import Settings
 
@@ -273,6 +278,21 @@ class OrgForecast:
     cap_peak_30d_credits: int | None  # most a 30-day window must buy in the next 30 days
     credit_usd: float = 0.01
     daily: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False, compare=False)
+    # purchases_30d_credits covers only the days whose purchases are known (see
+    # analytics.purchases): how many, from when, and when balances were first collected
+    purchases_observed_days: int = 0
+    purchases_observed_since: datetime | None = None
+    balances_observed_since: datetime | None = None
+
+    @property
+    def purchases_text(self) -> str:
+        """The bought figure with its window ("0 since ... UTC"), never a bare 0."""
+        return describe_purchases(
+            self.purchases_30d_credits,
+            self.purchases_observed_days,
+            self.purchases_observed_since,
+            self.balances_observed_since,
+        )
 
     def usd(self, credits: int | None) -> float | None:
         return None if credits is None else round(credits * self.credit_usd, 2)
@@ -303,7 +323,15 @@ class OrgForecast:
             "spend_mtd_usd": self.usd(self.spend_mtd_credits),
             "spend_30d_usd": self.usd(self.spend_30d_credits),
             "purchases_30d_usd": self.usd(self.purchases_30d_credits),
+            # purchases_30d_* cover only these observed days; null since: none known
+            "purchases_observed_days": self.purchases_observed_days,
+            "purchases_observed_since": _iso(self.purchases_observed_since),
+            "balances_observed_since": _iso(self.balances_observed_since),
         }
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat(timespec="seconds") + "Z"
 
 
 def _first_day(mask: np.ndarray, start: date) -> date | None:
@@ -329,6 +357,8 @@ def forecast_org(
     summary = spend_summary(con, today, [org], settings.credit_usd).row(0, named=True)
     past = purchases_daily(con, [org], today - timedelta(days=29), today)
     purchases_30d = int(past["purchases"].sum())
+    known_days = past.filter(pl.col("purchases").is_not_null())["date"]
+    began = balances_observed_since(con, [org])["balances_observed_since"]
 
     runout = cap_bound = None
     cap_peak = None
@@ -360,6 +390,11 @@ def forecast_org(
         cap_peak_30d_credits=cap_peak,
         credit_usd=settings.credit_usd,
         daily=pl.DataFrame({"date": days, "credits_mid": future}),
+        purchases_observed_days=known_days.len(),
+        purchases_observed_since=(
+            datetime.combine(known_days.min(), time()) if known_days.len() else None
+        ),
+        balances_observed_since=began[0] if began.len() else None,
     )
 
 

@@ -12,6 +12,13 @@ collection started, or while it was stopped, a constant balance would otherwise 
 purchases equal to spend. Unknown days give NULL purchases and count as 0 in sums; the
 ``observed_days`` column says how much of the 30-day window was seen.
 
+So "bought in the last 30 days" is only a lower bound until 30 whole days are observed:
+right after a first backfill nothing is known, not 0. Wherever the figure is shown it
+comes with its window (``describe_purchases``): ``purchases_observed_since`` is the start
+(00:00 UTC) of the first window day whose purchases are known, ``balances_observed_since``
+when the first successful balance collection finished (a day's purchases need the balance
+at the end of the day before, so the first observed day itself is still unknown).
+
 Public API:
 
 - ``org_state(con, at, orgs=None) -> pl.DataFrame``
@@ -20,7 +27,13 @@ Public API:
   org, date, balance_end, spend, purchases (NULL where a balance is unknown).
 - ``purchase_headroom(con, as_of, orgs=None, credit_usd=0.01) -> pl.DataFrame``
   org, balance_credits, cap_credits, purchases_30d_credits, headroom_credits,
-  cap_used_ratio, observed_days and ``*_usd`` - the window is ``as_of - 29 .. as_of``.
+  cap_used_ratio, observed_days, purchases_observed_since, balances_observed_since and
+  ``*_usd`` - the window is ``as_of - 29 .. as_of``.
+- ``balances_observed_since(con, orgs) -> pl.DataFrame``: org, balances_observed_since.
+- ``describe_purchases(credits, observed_days, observed_since, balances_since=None) -> str``
+  e.g. "1,200", "0 since 2026-11-25 00:00 UTC (1 of 30 days known)", "unknown: ...".
+- ``purchases_window(observed_days, observed_since, balances_since=None) -> str``
+  the same without the number: "in the last 30 days", "since ...", "unknown ...".
 """
 
 from __future__ import annotations
@@ -33,7 +46,17 @@ import polars as pl
 
 from analytics.spend import known_orgs, query, usd
 
-__all__ = ["org_state", "purchase_headroom", "purchases_daily"]
+__all__ = [
+    "WINDOW_DAYS",
+    "balances_observed_since",
+    "describe_purchases",
+    "org_state",
+    "purchase_headroom",
+    "purchases_daily",
+    "purchases_window",
+]
+
+WINDOW_DAYS = 30  # the API's rolling purchase-cap window
 
 
 def org_state(
@@ -113,15 +136,18 @@ def purchase_headroom(
 ) -> pl.DataFrame:
     """Rolling 30-day purchases against ``maxMonthlyCreditSpend``: what is left to buy."""
     names = list(orgs) if orgs is not None else known_orgs(con)
-    window = purchases_daily(con, names, as_of - timedelta(days=29), as_of)
+    window = purchases_daily(con, names, as_of - timedelta(days=WINDOW_DAYS - 1), as_of)
+    known = pl.col("purchases").is_not_null()
     sums = window.group_by("org").agg(
         purchases_30d_credits=pl.col("purchases").sum().cast(pl.Int64),
-        observed_days=pl.col("purchases").is_not_null().sum().cast(pl.Int64),
+        observed_days=known.sum().cast(pl.Int64),
+        purchases_observed_since=pl.col("date").filter(known).min().cast(pl.Datetime("us")),
     )
     state = org_state(con, datetime.combine(as_of + timedelta(days=1), time()), names)
     frame = (
         state.drop("taken_at")
         .join(sums, on="org", how="left")
+        .join(balances_observed_since(con, names), on="org", how="left")
         .with_columns(
             pl.col("purchases_30d_credits").fill_null(0),
             pl.col("observed_days").fill_null(0),
@@ -141,3 +167,57 @@ def purchase_headroom(
         purchases_30d_usd=usd(pl.col("purchases_30d_credits"), credit_usd),
         headroom_usd=usd(pl.col("headroom_credits"), credit_usd),
     ).sort("org")
+
+
+def balances_observed_since(
+    con: duckdb.DuckDBPyConnection, orgs: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """When each org's first successful balance-reading collection finished: nothing about
+    its purchases before then can be known. Orgs never collected are absent."""
+    return query(
+        con,
+        """
+        SELECT org, min(finished_at) AS balances_observed_since FROM collection_runs
+        WHERE status = 'ok' AND kind IN ('full', 'snapshot') AND org = ANY($orgs)
+        GROUP BY org ORDER BY org
+        """,
+        {"orgs": list(orgs) if orgs is not None else known_orgs(con)},
+    )
+
+
+def _utc(at: datetime | date) -> str:
+    if not isinstance(at, datetime):
+        at = datetime.combine(at, time())
+    return f"{at:%Y-%m-%d %H:%M} UTC"
+
+
+def purchases_window(
+    observed_days: int,
+    observed_since: datetime | date | None,
+    balances_since: datetime | None = None,
+) -> str:
+    """The span a "bought" figure covers, said plainly: the whole window, or since when
+    (the days before are unknown, not zero), or unknown altogether."""
+    if observed_days >= WINDOW_DAYS:
+        return f"in the last {WINDOW_DAYS} days"
+    if observed_days <= 0 or observed_since is None:
+        if balances_since is None:
+            return "unknown: no balance collected yet"
+        # a day's purchases need the balance at the end of the day before
+        return f"unknown: balances collected only since {_utc(balances_since)}"
+    return f"since {_utc(observed_since)} ({observed_days} of {WINDOW_DAYS} days known)"
+
+
+def describe_purchases(
+    credits: int | None,
+    observed_days: int,
+    observed_since: datetime | date | None,
+    balances_since: datetime | None = None,
+) -> str:
+    """A "bought, last 30 days" figure with its window: "1,200" when all 30 days are
+    known, "0 since 2026-11-25 00:00 UTC (1 of 30 days known)", or "unknown: ..."."""
+    window = purchases_window(observed_days, observed_since, balances_since)
+    if window.startswith("unknown"):
+        return window
+    number = f"{credits or 0:,}"
+    return number if observed_days >= WINDOW_DAYS else f"{number} {window}"

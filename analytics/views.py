@@ -464,6 +464,20 @@ class Overview:
     open_alerts: int
     window: pl.DataFrame  # date, kind ("actual" | "forecast"), cumulative, low, high
     credit_usd: float = 0.01
+    # purchases_30d_credits covers only the days whose purchases are known: the fewest of
+    # any org of the scope, from the latest first known day, balances since the latest start
+    purchases_observed_days: int = 0
+    purchases_observed_since: datetime | None = None
+    balances_observed_since: datetime | None = None
+
+    @property
+    def purchases_window(self) -> str:
+        """The span the bought figure covers ("since ... UTC"; analytics.purchases)."""
+        return purchases_mod.purchases_window(
+            self.purchases_observed_days,
+            self.purchases_observed_since,
+            self.balances_observed_since,
+        )
 
     @property
     def budget_used(self) -> float | None:
@@ -688,6 +702,11 @@ def overview(
     def total_of(column: str) -> int | None:
         return None if head.is_empty() else int(head[column].sum())
 
+    def latest(column: str) -> datetime | None:  # None when any org has none
+        if head.is_empty() or head[column].null_count():
+            return None
+        return head[column].max()
+
     balance_total = total_of("balance_credits")
     return Overview(
         scope=scope,
@@ -710,6 +729,9 @@ def overview(
         open_alerts=alerts_job.result(),
         window=_window(actual, future, as_of, me.low, me.mid, me.high, me.month_to_date),
         credit_usd=usd,
+        purchases_observed_days=0 if head.is_empty() else int(head["observed_days"].min()),
+        purchases_observed_since=latest("purchases_observed_since"),
+        balances_observed_since=latest("balances_observed_since"),
     )
 
 

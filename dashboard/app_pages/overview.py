@@ -38,7 +38,7 @@ def render() -> None:
     )
     c.metric("Month-end forecast (USD)", ui.num(data.usd(data.month_end_mid), 2))
     d.metric("30-day purchase cap (credits)", ui.num(data.cap_credits))
-    d.metric("Bought, last 30 days (credits)", ui.num(data.purchases_30d_credits))
+    _bought(d, data)
     d.metric("Left to buy under the cap", ui.num(data.headroom_credits))
 
     e, f, g = st.columns(3)
@@ -67,6 +67,24 @@ def render() -> None:
     if len(sel.scope.orgs) > 1:
         st.subheader("Per organization")
         ui.table(data.per_org, "overview_orgs")
+
+
+def _bought(col, data: views.Overview) -> None:  # noqa: ANN001 - a Streamlit column
+    """Reconstructed purchases with the window they cover: before collection began, or on
+    days it missed, nothing is known, so a partial window must not read as a bare 0."""
+    window = data.purchases_window
+    help_ = (
+        "Reconstructed from observed balances and spend (the API reports no purchases); "
+        "a day's purchases need the balance at the end of the day before."
+    )
+    if window.startswith("unknown"):
+        col.metric("Bought, last 30 days (credits)", "unknown", help=help_)
+        col.caption(f"Nothing known yet: {window.removeprefix('unknown: ')}.")
+    elif window.startswith("since"):
+        col.metric("Bought, last 30 days (credits)", ui.num(data.purchases_30d_credits), help=help_)
+        col.caption(f"Only {window}; earlier purchases are unknown.")
+    else:
+        col.metric("Bought, last 30 days (credits)", ui.num(data.purchases_30d_credits), help=help_)
 
 
 render()

@@ -59,7 +59,7 @@ def forecast_table(results: list[OrgForecast], at: datetime, usd: float, width: 
         r.org: [
             _n(r.balance_credits),
             _n(r.cap_credits),
-            _n(r.purchases_30d_credits),
+            r.purchases_text,  # the window it covers, never a bare 0 (analytics.purchases)
             _n(r.spend_mtd_credits),
             _n(r.month_end.mid),
             f"{r.month_end.low:,}-{r.month_end.high:,}",

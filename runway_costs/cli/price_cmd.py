@@ -440,7 +440,7 @@ def _show_feasibility(feas: Feasibility) -> None:
             highlight=False,
         )
     bought = (
-        f"{feas.purchased_30d:,} bought in the last 30 days, "
+        f"{feas.purchased_30d:,} bought {feas.purchases_window or 'in the last 30 days'}, "
         if (feas.purchased_30d is not None)
         else ""
     )

@@ -47,6 +47,9 @@ def test_forecast_json_carries_the_documented_fields(tmp_path):
             "spend_mtd_credits",
             "spend_30d_credits",
             "purchases_30d_credits",
+            "purchases_observed_days",
+            "purchases_observed_since",
+            "balances_observed_since",
             "month_end_forecast",
             "runout_date",
             "cap_bound_date",
@@ -59,6 +62,11 @@ def test_forecast_json_carries_the_documented_fields(tmp_path):
         "spend_mtd_credits": 1500,
         "spend_30d_credits": 2900,
         "purchases_30d_credits": 0,
+        # Only 15 Nov was observed (a run at 23:30): a day's purchases need the day
+        # before's balance too, so none is known: the 0 above is not "nothing bought".
+        "purchases_observed_days": 0,
+        "purchases_observed_since": None,
+        "balances_observed_since": "2026-11-15T23:30:00Z",
         "month_end_forecast": {"low": 3000, "mid": 3000, "high": 3000},
         "runout_date": "2026-11-25",
         # The balance lasts 16-25 Nov; then 100 a day must be bought: a 30-day window holds
@@ -72,6 +80,8 @@ def test_forecast_table_and_backtest(tmp_path):
     table = runner.invoke(app, ["forecast", "--as-of", "2026-11-16", "--db", str(db)])
     assert table.exit_code == 0
     assert "acme" in table.stdout and "2026-11-25" in table.stdout
+    # Not a bare 0: nothing is known about purchases before collection began.
+    assert "unknown: balances collected only since 2026-11-15 23:30 UTC" in table.stdout
     bt = runner.invoke(app, ["forecast", "backtest", "--db", str(db)])
     assert bt.exit_code == 0, bt.output
     assert "MAPE: forecast 0.00%, naive baseline 0.00% (3 forecasts)" in bt.stdout  # October

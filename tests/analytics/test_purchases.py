@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from analytics.purchases import org_state, purchase_headroom, purchases_daily
+from analytics.purchases import (
+    describe_purchases,
+    org_state,
+    purchase_headroom,
+    purchases_daily,
+    purchases_window,
+)
+from tests.analytics.conftest import add_run, add_snapshot, new_db
 
 
 def test_purchases_are_balance_rises_spending_does_not_explain(acme_db):
@@ -35,6 +42,37 @@ def test_headroom_under_the_30_day_cap(acme_db):
     assert row["cap_used_ratio"] == 0.5
     assert row["observed_days"] == 5
     assert row["headroom_usd"] == 50.0
+    # Runs from 10-31 23:00: 10-31's own purchases need 10-30's balance, so 11-01 is first.
+    assert row["purchases_observed_since"] == datetime(2026, 11, 1)
+    assert row["balances_observed_since"] == datetime(2026, 10, 31, 23)
+
+
+def test_a_partial_window_says_since_when_never_a_bare_zero():
+    since = datetime(2026, 11, 25)
+    began = datetime(2026, 11, 24, 2, 11)
+    assert (
+        describe_purchases(0, 1, since, began)
+        == "0 since 2026-11-25 00:00 UTC (1 of 30 days known)"
+    )
+    assert describe_purchases(1200, 30, datetime(2026, 10, 27), began) == "1,200"
+    assert describe_purchases(0, 0, None, began) == (
+        "unknown: balances collected only since 2026-11-24 02:11 UTC"
+    )
+    assert describe_purchases(0, 0, None, None) == "unknown: no balance collected yet"
+    assert purchases_window(30, datetime(2026, 10, 27)) == "in the last 30 days"
+    assert (
+        purchases_window(2, date(2026, 11, 25)) == "since 2026-11-25 00:00 UTC (2 of 30 days known)"
+    )
+
+
+def test_headroom_right_after_the_first_collection(tmp_path):
+    con = new_db(tmp_path / "first.duckdb")
+    add_snapshot(con, "acme", datetime(2026, 11, 24, 2, 10), 7000)
+    add_run(con, "acme", datetime(2026, 11, 24, 2, 11))
+    row = purchase_headroom(con, date(2026, 11, 24), ["acme"]).row(0, named=True)
+    assert (row["purchases_30d_credits"], row["observed_days"]) == (0, 0)
+    assert row["purchases_observed_since"] is None
+    assert row["balances_observed_since"] == datetime(2026, 11, 24, 2, 11)
 
 
 def test_org_state_is_the_step_value_at_a_time(acme_db):

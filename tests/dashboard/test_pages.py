@@ -65,6 +65,11 @@ def test_overview_sums_all_organizations(app_for, seeded_db: Path) -> None:
     assert m["Month-to-date spend (credits)"] == "1,970"  # March: 200+400-50+300 + 1000+120
     assert m["Monthly budget (credits)"] == "5,000"  # alpha 2,000 + beta USD 30 = 3,000
     assert m["30-day purchase cap (credits)"] == "60,000"  # 10,000 + 50,000
+    # One collection each, 03-20 10:00: no day's purchases are known yet (not 0).
+    assert m["Bought, last 30 days (credits)"] == "unknown"
+    assert "Nothing known yet: balances collected only since 2025-03-20 10:00 UTC." in texts(
+        at, "caption"
+    )
     assert "all organizations (alpha, beta) · as of 2025-03-20 (UTC)" in texts(at, "caption")
     warnings = texts(at, "warning")
     assert any("Last successful collection: 2025-03-20 10:00 UTC" in w for w in warnings)
@@ -91,6 +96,26 @@ def test_overview_one_organization_and_budget_progress(app_for, seeded_db: Path)
     assert [p.proto.text for p in at.get("progress")] == ["37% of budget used"]  # 1120/3000
     assert chart_titles(at)[0].endswith(": beta")
     assert not at.dataframe  # no per-organization table for one organization
+
+
+def test_overview_bought_says_since_when_it_is_known(app_for, seeded_db: Path) -> None:
+    with duckdb.connect(str(seeded_db)) as con:  # alpha also collected on 03-18 and 03-19
+        for day in ("2025-03-18", "2025-03-19"):
+            con.execute(
+                """INSERT INTO collection_runs (org, kind, started_at, finished_at, status,
+                   http_calls, retries) VALUES ('alpha', 'snapshot', ?::TIMESTAMP,
+                   ?::TIMESTAMP, 'ok', 1, 0)""",
+                [f"{day} 11:59:00", f"{day} 12:00:00"],
+            )
+    at = app_for(seeded_db).run()
+    at.selectbox(key="org_choice").set_value("alpha").run()
+    no_exception(at)
+    # 03-19: 5,000 - 5,000 + 0 = 0; 03-20: 4,300 - 5,000 + 300 < 0 -> 0. 03-18 needs 03-17.
+    assert metrics(at)["Bought, last 30 days (credits)"] == "0"
+    assert (
+        "Only since 2025-03-19 00:00 UTC (2 of 30 days known); earlier purchases are unknown."
+        in texts(at, "caption")
+    )
 
 
 def test_overview_forecast_and_runout_on_a_steady_history(app_for, tmp_path: Path) -> None:

@@ -117,7 +117,13 @@ def test_org_feasibility(tmp_path: Path, rates: RateTable, priced) -> None:
     assert (feas.balance, feas.fits_balance, feas.missing_credits) == (1500, False, 26180)
     assert (feas.purchase_cap, feas.purchased_30d, feas.cap_available) == (10000, 2500, 7500)
     assert (feas.fits_cap, feas.cap_shortfall) == (False, 18680)
-    assert "purchases reconstructed from 4 of the last 30 days" in feas.notes
+    # Runs finished 11-20 .. 11-24 08:01: 11-20's own purchases need 11-19's balance.
+    assert (
+        "purchases reconstructed since 2026-11-21 00:00 UTC (4 of 30 days known); any bought "
+        "before are unknown and not counted against the cap"
+    ) in feas.notes
+    assert feas.purchases_window == "since 2026-11-21 00:00 UTC (4 of 30 days known)"
+    assert feas.purchases_observed_since == "2026-11-21T00:00:00Z"
 
 
 def test_org_without_purchase_history_uses_the_full_cap(
@@ -129,6 +135,29 @@ def test_org_without_purchase_history_uses_the_full_cap(
         feas = feasibility_for_org(con, "acme", priced, rates, as_of=AS_OF)
     assert (feas.purchased_30d, feas.cap_available, feas.cap_shortfall) == (None, 10000, 16180)
     assert any("full cap is treated as available" in n for n in feas.notes)
+    assert feas.purchases_window == "unknown: no balance collected yet"
+    assert feas.purchases_observed_since is None
+
+
+def test_right_after_the_first_collection_purchases_are_unknown_not_zero(
+    tmp_path: Path, rates: RateTable, priced
+) -> None:
+    db = tmp_path / "runway.duckdb"
+    seed(db, runs=False)
+    with duckdb.connect(str(db)) as con:  # the first collection ever: today 08:01
+        con.execute(
+            "INSERT INTO collection_runs (org, kind, started_at, finished_at, status, "
+            "http_calls, retries) VALUES ('acme', 'full', '2026-11-24 08:00', "
+            "'2026-11-24 08:01', 'ok', 2, 0)"
+        )
+    with closing(connect_reader(db)) as con:
+        feas = feasibility_for_org(con, "acme", priced, rates, as_of=AS_OF)
+    assert (feas.purchased_30d, feas.cap_available) == (None, 10000)
+    assert feas.purchases_window == "unknown: balances collected only since 2026-11-24 08:01 UTC"
+    assert (
+        "purchases in the last 30 days are unknown: balances collected only since "
+        "2026-11-24 08:01 UTC; the full cap is treated as available"
+    ) in feas.notes
 
 
 def test_unknown_org(tmp_path: Path, rates: RateTable, priced) -> None:
