@@ -194,8 +194,9 @@ def tier_facts(
         began AS (SELECT c.org, min(c.taken_at) AS began
                   FROM c JOIN other ON c.org = other.org AND c.taken_at > other.last_other
                   GROUP BY c.org),
+        -- every org's sum, then the join keeps the asked ones: cheaper than a per-row filter
         spent AS (SELECT org, sum(credits) AS credits FROM daily_usage
-                  WHERE org = ANY($orgs) AND date <= $day GROUP BY org)
+                  WHERE date <= $day GROUP BY org)
         SELECT o.org, latest.cap AS cap_credits,
                COALESCE(began.began, latest.first_at) AS cap_since,
                latest.org IS NOT NULL AND other.org IS NULL AS since_first_snapshot,

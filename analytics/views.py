@@ -304,10 +304,14 @@ def _daily_limits(
     carries the latest earlier value (as-of join) when it has no row of its own. Only rows
     from ``start`` on are reduced per day; earlier ones only give each (org, model) its
     latest row to carry in, and the day grid is filled in polars (an as-of join of days,
-    not of 15-minute rows)."""
+    not of 15-minute rows). For "all organizations" the scan skips the per-row org filter
+    (a fifth of its cost) and the reduced rows are filtered instead."""
+    orgs = scope.org_list
+    of_orgs = "TRUE" if scope.all_orgs else "org = ANY($orgs)"  # a fixed fragment
+    params = {"start": start, "end": as_of} | ({} if scope.all_orgs else {"orgs": orgs})
     agg = _frame(
         con,
-        """
+        f"""
         SELECT org, model, CAST(taken_at AS DATE) AS date,
                arg_max(daily_generations, taken_at) AS gens_end,
                max(daily_generations) AS gens_peak,
@@ -315,7 +319,7 @@ def _daily_limits(
                arg_max_null(max_concurrent_generations, taken_at) AS conc,
                max(taken_at) AS taken_at
         FROM model_snapshots
-        WHERE org = ANY($orgs) AND taken_at >= $start::DATE
+        WHERE {of_orgs} AND taken_at >= $start::DATE
           AND taken_at < $end::DATE + INTERVAL 1 DAY
         GROUP BY org, model, date
         UNION ALL  -- carried in from before the range: the latest row (no peak needed)
@@ -323,11 +327,13 @@ def _daily_limits(
                NULL, arg_max_null(max_daily_generations, taken_at),
                arg_max_null(max_concurrent_generations, taken_at), max(taken_at)
         FROM model_snapshots
-        WHERE org = ANY($orgs) AND taken_at < $start::DATE
+        WHERE {of_orgs} AND taken_at < $start::DATE
         GROUP BY org, model
         """,
-        {"orgs": scope.org_list, "start": start, "end": as_of},
+        params,
     )
+    if scope.all_orgs:
+        agg = agg.filter(pl.col("org").is_in(orgs))
     days = pl.date_range(start, as_of, "1d", eager=True).alias("date").to_frame()
     # The grid in (org, model, date) order; the as-of join keeps it, and needs the right
     # side sorted by date within each (org, model) only. No sort on the strings after.
@@ -400,8 +406,9 @@ def limits(
     share = pl.col("peak_generations") / pl.col("max_daily_generations")
     last7 = pl.col("date") > as_of - timedelta(days=7)
     last30 = pl.col("date") > as_of - timedelta(days=30)
-    current = (
-        daily.group_by("org", "model")
+    current = (  # every (org, model) has a row on as_of, the latest: 30 days suffice
+        daily.filter(last30)
+        .group_by("org", "model")
         .agg(
             pl.col("daily_generations", "max_daily_generations", "max_concurrent_generations")
             .sort_by("date")
