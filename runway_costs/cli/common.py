@@ -13,6 +13,7 @@ from typing import Annotated, TypeVar
 import duckdb
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from analytics.db import NoDataError, connect_reader
 from runway_costs.config import (
@@ -60,7 +61,7 @@ F = TypeVar("F", bound=Callable)
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print a one-line error to stderr and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -78,9 +78,9 @@ def forecast_table(results: list[OrgForecast], at: datetime, usd: float, width: 
         for org, values in rows.items():
             table.add_row(org, *values)
         return table
-    table.add_column("")
+    table.add_column("", no_wrap=True)  # row labels never shrink away
     for org in rows:
-        table.add_column(org, justify="right", no_wrap=True)
+        table.add_column(org, justify="right", ratio=1)
     for i, label in enumerate(header):
         table.add_row(label, *(values[i] for values in rows.values()))
     return table
