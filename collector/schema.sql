@@ -23,6 +23,22 @@ CREATE TABLE IF NOT EXISTS model_snapshots (
     PRIMARY KEY (org, taken_at, model)
 );
 
+-- model_snapshots reduced per (org, UTC day, model), kept by the collector in the same
+-- transaction as the snapshot rows (recomputed for the days it touches) so the Limits page
+-- reads a row per day instead of every change: the day's last row (its generations and
+-- limits, NULL limits kept), the day's highest generations and the last row's time.
+CREATE TABLE IF NOT EXISTS model_daily (
+    org                        VARCHAR   NOT NULL,
+    date                       DATE      NOT NULL,
+    model                      VARCHAR   NOT NULL,
+    gens_end                   INTEGER   NOT NULL,
+    gens_peak                  INTEGER   NOT NULL,
+    max_daily_generations      INTEGER,
+    max_concurrent_generations INTEGER,
+    last_taken_at              TIMESTAMP NOT NULL,
+    PRIMARY KEY (org, date, model)
+);
+
 -- Net credits per organization, UTC day and model (negative when refunds win).
 -- A revised day replaces the old value; collected_at changes only when credits do.
 CREATE TABLE IF NOT EXISTS daily_usage (

@@ -12,6 +12,7 @@ Public API:
     write_session(db_path, timeout=60) -> ContextManager[duckdb.DuckDBPyConnection]
     write_org_result(con, run, snapshot, windows) -> int          (rows changed)
     write_failed_run(con, run) -> None
+    rebuild_model_daily(con) -> int                              (rows in model_daily)
     last_usage_dates(con) -> dict[str, date]
     publish_snapshot(db_path) -> Path
 """
@@ -37,7 +38,21 @@ from runway_costs.dbfiles import snapshot_path
 
 SCHEMA_VERSION = "1"
 LIVE_OPEN_WAIT_SECONDS = 30.0
-DATA_TABLES = ("org_snapshots", "model_snapshots", "daily_usage")
+DATA_TABLES = ("org_snapshots", "model_snapshots", "model_daily", "daily_usage")
+
+# model_snapshots reduced per (org, UTC day, model): what model_daily holds. ``{where}``
+# picks the snapshot rows; a reduced day must be given all of its rows.
+MODEL_DAILY_SQL = """
+    SELECT org, CAST(taken_at AS DATE) AS date, model,
+           arg_max(daily_generations, taken_at) AS gens_end,
+           max(daily_generations) AS gens_peak,
+           arg_max_null(max_daily_generations, taken_at) AS max_daily_generations,
+           arg_max_null(max_concurrent_generations, taken_at) AS max_concurrent_generations,
+           max(taken_at) AS last_taken_at
+    FROM model_snapshots
+    WHERE {where}
+    GROUP BY org, date, model
+"""
 
 _MODEL_SCHEMA = {
     "model": pl.String,
@@ -69,12 +84,35 @@ def schema_sql() -> str:
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the collector's tables if missing (idempotent)."""
+    """Create the collector's tables if missing and fill new derived ones (idempotent)."""
     con.execute(schema_sql())
     con.execute(
         "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
         [SCHEMA_VERSION],
     )
+    needs_rollup = con.execute(
+        "SELECT NOT EXISTS (FROM model_daily) AND EXISTS (FROM model_snapshots)"
+    ).fetchall()[0][0]
+    if needs_rollup:  # a database from before model_daily: derive it once
+        rebuild_model_daily(con)
+
+
+def rebuild_model_daily(con: duckdb.DuckDBPyConnection) -> int:
+    """Recompute model_daily from all of model_snapshots, in one transaction.
+
+    The migration of older databases, and the way to keep the rollup right after writing
+    model_snapshots rows by other means than ``write_org_result`` (test seeds, generators).
+    Call it outside a transaction.
+    """
+    con.begin()
+    try:
+        con.execute("DELETE FROM model_daily")
+        con.execute("INSERT INTO model_daily " + MODEL_DAILY_SQL.format(where="TRUE"))
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return int(con.execute("SELECT count(*) FROM model_daily").fetchall()[0][0])
 
 
 def open_live(db_path: Path) -> duckdb.DuckDBPyConnection:
@@ -253,7 +291,7 @@ def _write_snapshot(con: duckdb.DuckDBPyConnection, org: str, snap: OrgSnapshot)
     ).unique(subset="model", keep="last")
     con.register("_new_models", models)
     try:
-        inserted += con.execute(
+        model_rows = con.execute(
             """
             INSERT OR REPLACE INTO model_snapshots
             WITH latest AS (
@@ -274,7 +312,27 @@ def _write_snapshot(con: duckdb.DuckDBPyConnection, org: str, snap: OrgSnapshot)
         ).fetchone()[0]
     finally:
         con.unregister("_new_models")
-    return int(inserted)
+    if model_rows:
+        _refresh_model_daily(con, org, snap.taken_at)
+    return int(inserted) + int(model_rows)
+
+
+def _refresh_model_daily(con: duckdb.DuckDBPyConnection, org: str, taken_at: datetime) -> None:
+    """Recompute the rollup of ``taken_at``'s day for the models with a row at ``taken_at``.
+
+    Reducing the whole day again (at most a day of rows per model) rather than folding the
+    new row into the old totals stays exact even when a row at the same time is replaced.
+    """
+    day_rows = (
+        "org = $org AND taken_at >= CAST($taken_at AS DATE)"
+        " AND taken_at < CAST($taken_at AS DATE) + INTERVAL 1 DAY"
+        " AND model IN (SELECT model FROM model_snapshots WHERE org = $org"
+        " AND taken_at = $taken_at)"
+    )
+    con.execute(
+        "INSERT OR REPLACE INTO model_daily " + MODEL_DAILY_SQL.format(where=day_rows),
+        {"org": org, "taken_at": taken_at},
+    )
 
 
 def _write_usage(

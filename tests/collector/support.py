@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from runway_costs.config import CollectionConfig, OrgConfig, Settings
 
 REPO = Path(__file__).resolve().parents[2]
-DATA_TABLES = ("org_snapshots", "model_snapshots", "daily_usage")
+DATA_TABLES = ("org_snapshots", "model_snapshots", "model_daily", "daily_usage")
 
 # Small timeouts/backoffs so fault tests take seconds.
 FAST = {"timeout_seconds": 5.0, "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05}
