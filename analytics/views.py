@@ -52,6 +52,7 @@ from analytics import spend as spend_mod
 from analytics import tiers as tiers_mod
 from analytics import tiertable as tiertable_mod
 from analytics.db import DatabaseBusyError, NoDataError, connect_reader
+from collector import store as store_mod
 from runway_costs.config import Settings
 
 WINDOW_DAYS = 30  # the API's rolling purchase-cap window
@@ -300,38 +301,36 @@ def _daily_limits(
     con: duckdb.DuckDBPyConnection, scope: Scope, start: date, as_of: date
 ) -> pl.DataFrame:
     """Per (org, model, day) in [start, as_of]: generations at the day's end, the day's peak,
-    and the limits in force. model_snapshots holds a row only on change, so each day
-    carries the latest earlier value (as-of join) when it has no row of its own. Only rows
-    from ``start`` on are reduced per day; earlier ones only give each (org, model) its
-    latest row to carry in, and the day grid is filled in polars (an as-of join of days,
-    not of 15-minute rows). For "all organizations" the scan skips the per-row org filter
-    (a fifth of its cost) and the reduced rows are filtered instead."""
+    and the limits in force. Read from ``model_daily`` (model_snapshots reduced per day by
+    the collector), which has a row only for days with a change, so each day carries the
+    latest earlier day's values when it has none of its own. Rows before ``start`` only
+    give each (org, model) its latest day to carry in, and the day grid is filled in polars
+    (an as-of join of days). For "all organizations" the scan skips the per-row org filter
+    and the reduced rows are filtered instead."""
     orgs = scope.org_list
     of_orgs = "TRUE" if scope.all_orgs else "org = ANY($orgs)"  # a fixed fragment
     params = {"start": start, "end": as_of} | ({} if scope.all_orgs else {"orgs": orgs})
-    agg = _frame(
-        con,
-        f"""
-        SELECT org, model, CAST(taken_at AS DATE) AS date,
-               arg_max(daily_generations, taken_at) AS gens_end,
-               max(daily_generations) AS gens_peak,
-               arg_max_null(max_daily_generations, taken_at) AS lim,
-               arg_max_null(max_concurrent_generations, taken_at) AS conc,
-               max(taken_at) AS taken_at
-        FROM model_snapshots
-        WHERE {of_orgs} AND taken_at >= $start::DATE
-          AND taken_at < $end::DATE + INTERVAL 1 DAY
-        GROUP BY org, model, date
-        UNION ALL  -- carried in from before the range: the latest row (no peak needed)
-        SELECT org, model, CAST(max(taken_at) AS DATE), arg_max(daily_generations, taken_at),
-               NULL, arg_max_null(max_daily_generations, taken_at),
-               arg_max_null(max_concurrent_generations, taken_at), max(taken_at)
-        FROM model_snapshots
-        WHERE {of_orgs} AND taken_at < $start::DATE
+    sql = f"""
+        SELECT org, model, date, gens_end, gens_peak, max_daily_generations AS lim,
+               max_concurrent_generations AS conc, last_taken_at AS taken_at
+        FROM {{days}}
+        WHERE {of_orgs} AND date >= $start AND date <= $end
+        UNION ALL  -- carried in from before the range: the latest day (no peak needed)
+        SELECT org, model, max(date), arg_max(gens_end, date), NULL,
+               arg_max_null(max_daily_generations, date),
+               arg_max_null(max_concurrent_generations, date), max(last_taken_at)
+        FROM {{days}}
+        WHERE {of_orgs} AND date < $start
         GROUP BY org, model
-        """,
-        params,
-    )
+        """
+    try:
+        agg = _frame(con, sql.format(days="model_daily"), params)
+    except duckdb.CatalogException as exc:
+        if "model_daily" not in str(exc):
+            raise
+        # a database not written since model_daily was added: reduce the snapshots here
+        days = "(" + store_mod.MODEL_DAILY_SQL.format(where="TRUE") + ")"
+        agg = _frame(con, sql.format(days=days), params)
     if scope.all_orgs:
         agg = agg.filter(pl.col("org").is_in(orgs))
     days = pl.date_range(start, as_of, "1d", eager=True).alias("date").to_frame()

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import duckdb
 
+from collector.store import rebuild_model_daily
+
 SCHEMA = Path(__file__).resolve().parents[2] / "collector" / "schema.sql"
 
 # (org, date, model, credits)
@@ -67,6 +69,7 @@ def create(path: Path, last_success: datetime | None = None) -> None:
         con.executemany(
             "INSERT INTO model_snapshots VALUES (?, ?::TIMESTAMP, ?, ?, ?, ?)", MODEL_SNAPSHOTS
         )
+        rebuild_model_daily(con)  # the day rollup the collector keeps with its snapshots
         for org, kind, started, finished, status, error in RUNS:
             if last_success is not None and status == "ok":
                 finished = last_success.isoformat(sep=" ")

@@ -15,6 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analytics import db as analytics_db
+from collector.store import rebuild_model_daily
 from tests.dashboard import seed
 
 
@@ -466,6 +467,7 @@ def test_limits_keep_a_model_whose_latest_row_has_no_limits(app_for, seeded_db: 
                ('beta', TIMESTAMP '2025-03-12 00:00:00', 'kling3.0_pro', 2, 100, 3),
                ('beta', TIMESTAMP '2025-03-15 00:00:00', 'kling3.0_pro', NULL, NULL, 7)"""
         )
+        rebuild_model_daily(con)
     at = goto(app_for(seeded_db).run(), "limits")
     now = table(at, "used %").set_index("model")
     assert now.loc["kling3.0_pro", "daily_generations"] == 7
