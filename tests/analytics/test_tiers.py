@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import polars as pl
+import pytest
 
 from analytics import views
 from analytics.tiers import detect_tier, tier_progress, tier_progress_many
@@ -126,3 +127,34 @@ def test_a_model_that_left_the_tier_is_not_matched(tmp_path):
             ro, Settings(), views.Scope(("odd",)), date(2026, 11, 1), datetime(2026, 11, 3, 12)
         )
     assert data.tiers["tier"].to_list() == [3]
+
+
+@pytest.mark.parametrize("rollup", ["model_daily", "dropped"])
+def test_limits_days_from_the_rollup_or_from_snapshots_before_it_existed(tmp_path, rollup):
+    """A database not written since model_daily was added still shows the same days."""
+    con = new_db(tmp_path / "t.duckdb")
+    add_snapshot(con, "odd", datetime(2026, 11, 1), 100, cap=12_345)
+    add_model(con, "odd", datetime(2026, 11, 1), "gen4.5", 10, 1500, conc=5)
+    add_model(con, "odd", datetime(2026, 11, 1, 18), "gen4.5", 90, 1500, conc=5)
+    con.execute(  # left the tier on 11-02
+        "INSERT INTO model_snapshots VALUES ('odd', '2026-11-02 06:00', 'gen4.5', NULL, NULL, 40)"
+    )
+    rebuild_model_daily(con)
+    if rollup == "dropped":
+        con.execute("DROP TABLE model_daily")
+    con.close()
+    with views.reader(tmp_path / "t.duckdb") as ro:
+        data = views.limits(
+            ro, Settings(), views.Scope(("odd",)), date(2026, 11, 1), datetime(2026, 11, 2, 12)
+        )
+    now = data.current.row(0, named=True)
+    assert (now["daily_generations"], now["max_daily_generations"], now["peak_7d"]) == (
+        40,
+        None,
+        90,
+    )
+    # 11-01: peak 90 of 1,500; 11-02: no limit, so no share
+    assert data.history.select("date", "used").rows() == [
+        (date(2026, 11, 1), 0.06),
+        (date(2026, 11, 2), None),
+    ]
