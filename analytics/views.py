@@ -313,24 +313,31 @@ def _daily_limits(
     sql = f"""
         SELECT org, model, date, gens_end, gens_peak, max_daily_generations AS lim,
                max_concurrent_generations AS conc, last_taken_at AS taken_at
-        FROM {{days}}
+        FROM {{in_range}}
         WHERE {of_orgs} AND date >= $start AND date <= $end
         UNION ALL  -- carried in from before the range: the latest day (no peak needed)
         SELECT org, model, max(date), arg_max(gens_end, date), NULL,
                arg_max_null(max_daily_generations, date),
                arg_max_null(max_concurrent_generations, date), max(last_taken_at)
-        FROM {{days}}
+        FROM {{before}}
         WHERE {of_orgs} AND date < $start
         GROUP BY org, model
         """
     try:
-        agg = _frame(con, sql.format(days="model_daily"), params)
+        agg = _frame(con, sql.format(in_range="model_daily", before="model_daily"), params)
     except duckdb.CatalogException as exc:
         if "model_daily" not in str(exc):
             raise
-        # a database not written since model_daily was added: reduce the snapshots here
-        days = "(" + store_mod.MODEL_DAILY_SQL.format(where="TRUE") + ")"
-        agg = _frame(con, sql.format(days=days), params)
+        # a database not written since model_daily was added: reduce the snapshots here,
+        # filtered on taken_at before the reduction (the filters on date cannot reach it)
+        in_range, before = (
+            f"({store_mod.MODEL_DAILY_SQL.format(where=f'{of_orgs} AND {taken}')})"
+            for taken in (
+                "taken_at >= $start::DATE AND taken_at < $end::DATE + INTERVAL 1 DAY",
+                "taken_at < $start::DATE",
+            )
+        )
+        agg = _frame(con, sql.format(in_range=in_range, before=before), params)
     if scope.all_orgs:
         agg = agg.filter(pl.col("org").is_in(orgs))
     days = pl.date_range(start, as_of, "1d", eager=True).alias("date").to_frame()
