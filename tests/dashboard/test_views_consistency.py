@@ -24,6 +24,7 @@ def test_batched_outlook_matches_forecast_org(sandbox, tmp_path: Path) -> None:
         assert orgs == ("agency", "indie", "studio")
         overview = views.overview(con, settings, views.Scope(orgs, True), datetime.utcnow())
         at = views.as_of_time(overview.status)
+        assert overview.per_org["org"].to_list() == list(orgs)  # the loop below covers all
         for row in overview.per_org.iter_rows(named=True):
             single = forecast.forecast_org(con.cursor(), settings, row["org"], at)
             assert row["runout_date"] == single.runout_date, row["org"]
