@@ -38,7 +38,7 @@ def served(sandbox, tmp_path_factory) -> Iterator[str]:
         yield url
         proc.send_signal(signal.SIGINT)  # Ctrl-C: the command stops its server, exit 0
         assert proc.wait(timeout=30) == 0
-    with pytest.raises(httpx.HTTPError):
+    with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/_stcore/health", timeout=2)
 
 

@@ -26,7 +26,9 @@ def no_home_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
 def test_loopback_needs_no_password(host: str, no_home_secrets: Path) -> None:
-    serve.check_bind(host, env={}, app_dir=no_home_secrets)
+    assert serve.is_local(host)
+    assert not serve.password_configured({}, no_home_secrets)  # no password anywhere
+    serve.check_bind(host, env={}, app_dir=no_home_secrets)  # and yet served: no error
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::"])
