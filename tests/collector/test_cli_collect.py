@@ -50,9 +50,8 @@ def test_collect_all_ok_then_one_bad_org_exits_1(live_sandbox, tmp_path):
     assert again.returncode == 1
     assert "organization 'x': API key rejected (401)" in again.stdout
     assert again.stdout.count(" ok ") == 3
-    for line in again.stdout.splitlines():
-        if line.startswith("│ studio"):
-            assert line.split("│")[4].strip() == "2"  # steady state: 2 HTTP calls
+    (studio,) = [line for line in again.stdout.splitlines() if line.startswith("│ studio")]
+    assert studio.split("│")[4].strip() == "2"  # steady state: 2 HTTP calls
 
 
 @pytest.mark.parametrize(

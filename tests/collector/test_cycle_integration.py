@@ -187,9 +187,7 @@ def test_missing_required_field_fails_that_org_and_writes_nothing(sandbox, tmp_d
         assert con.execute(
             "SELECT status, usage_rows FROM collection_runs WHERE org = 'broken'"
         ).fetchall() == [("failed", None)]
-        assert (
-            con.execute("SELECT count(*) FROM daily_usage WHERE org = 'agency'").fetchone()[0] > 0
-        )
+    assert usage_rows(tmp_db, "agency") == truth(sandbox, "agency", FIRST, TODAY)
 
 
 def test_snapshot_and_usage_kinds_call_only_their_endpoint(tmp_db):

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 from pydantic import SecretStr
@@ -72,6 +72,15 @@ def collect(
     return outcome
 
 
+@dataclass
+class Truth:
+    """What the sandbox world holds for the org (the independent oracle)."""
+
+    balance: int
+    models: list[str]
+    usage: list[tuple[date, str, int]]
+
+
 @pytest.fixture(scope="module")
 def baseline() -> Iterator[tuple[str, Outcome]]:
     with SandboxServer(seed=SEED, now=NOW, faults="none") as sb:
@@ -80,18 +89,36 @@ def baseline() -> Iterator[tuple[str, Outcome]]:
     yield org, outcome
 
 
+@pytest.fixture(scope="module")
+def world_truth(baseline: tuple[str, Outcome]) -> Truth:
+    org, _ = baseline
+    with SandboxServer(seed=SEED, now=NOW, faults="none") as sb:
+        world_org, now = sb.world.org(org), sb.world.now()
+        body = sb.world.organization_body(world_org, now)
+        usage = []
+        day = START
+        while day < BEFORE:
+            usage += [(day, m, c) for m, c in world_org.served_amounts(day, now).items()]
+            day += timedelta(days=1)
+    models = sorted(set(body["tier"]["models"]) | set(body["usage"]["models"]))
+    return Truth(body["creditBalance"], models, sorted(usage))
+
+
 def faulted(spec: str, org: str, options: ClientOptions = OPTIONS) -> tuple[Outcome, str]:
     with SandboxServer(seed=SEED, now=NOW, faults=spec) as sb:
         return collect(sb, org, options=options), sb.key(org)
 
 
-def test_fault_free_baseline_is_real_data(baseline: tuple[str, Outcome]) -> None:
+def test_fault_free_baseline_is_real_data(
+    baseline: tuple[str, Outcome], world_truth: Truth
+) -> None:
     org, base = baseline
     assert isinstance(base.snapshot, OrgSnapshot)
     assert isinstance(base.usage, UsageWindow)
     assert base.snapshot.taken_at == CLIENT_NOW
-    assert base.snapshot.credit_balance >= 0
-    assert len(base.snapshot.models) >= 3
+    assert base.snapshot.credit_balance == world_truth.balance
+    assert [m.model for m in base.snapshot.models] == world_truth.models
+    assert [(r.date, r.model, r.credits) for r in base.usage.rows] == world_truth.usage
     days = {row.date for row in base.usage.rows}
     assert min(days) >= START and max(days) < BEFORE
     assert date(2026, 11, 24) in days  # today's partial figure is reported
