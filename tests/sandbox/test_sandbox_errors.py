@@ -127,20 +127,26 @@ def test_start_only_defaults_before_to_30_days_later(http, sandbox):
 def test_unknown_body_fields_are_ignored(http, sandbox):
     r = usage(http, sandbox.key("agency"), {"startDate": "2026-11-23", "extra": 1})
     assert r.status_code == 200
+    # before defaults to 30 days after the start and stops at today (2026-11-24)
+    assert [x["date"] for x in r.json()["results"]] == ["2026-11-23", "2026-11-24"]
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b'"2026-11-01"'])
-def test_body_that_is_not_a_json_object_is_400(http, sandbox, raw):
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b"{not json", "Request body is not valid JSON."),
+        (b"[1, 2]", "Request body must be a JSON object."),
+        (b'"2026-11-01"', "Request body must be a JSON object."),
+    ],
+)
+def test_body_that_is_not_a_json_object_is_400(http, sandbox, raw, error):
     r = http.post(
         "/v1/organization/usage",
         headers={**headers(sandbox.key("agency")), "Content-Type": "application/json"},
         content=raw,
     )
     assert r.status_code == 400
-    assert r.json()["error"] in (
-        "Request body is not valid JSON.",
-        "Request body must be a JSON object.",
-    )
+    assert r.json()["error"] == error
 
 
 def test_empty_body_uses_defaults(http, sandbox):
