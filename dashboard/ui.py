@@ -159,7 +159,47 @@ def freshness(status) -> None:  # noqa: ANN001 - views.CollectionStatus
         st.warning(f"{status.failed_since} collection run(s) failed since then.")
 
 
+# Headers a finance reader understands; other columns get their name with spaces.
+COLUMN_LABELS = {
+    "org": "Organization",
+    "balance_credits": "Balance (credits)",
+    "mtd_credits": "Month to date (credits)",
+    "month_end_mid": "Month-end forecast (credits)",
+    "runout_date": "Runs out",
+    "credits": "Credits",
+    "usd": "USD",
+    "daily_generations": "Generations (24 h)",
+    "max_daily_generations": "Daily limit",
+    "max_concurrent_generations": "Concurrency",
+    "usage_ratio": "Share of limit",
+    "peak_7d": "Peak (7 days)",
+    "days_at_limit_30d": "Days at limit (30 days)",
+    "credits_min": "Credits (min)",
+    "credits_max": "Credits (max)",
+    "usd_min": "USD (min)",
+    "usd_max": "USD (max)",
+}
+
+
+def _column_config(frame: pl.DataFrame) -> dict[str, Any]:
+    """Display labels and number formats only: the frame (and CSV/Parquet downloads)
+    keep their machine column names."""
+    config: dict[str, Any] = {}
+    for name, dtype in frame.schema.items():
+        label = COLUMN_LABELS.get(name, name.replace("_", " "))
+        if dtype.is_integer():
+            config[name] = st.column_config.NumberColumn(label, format="localized")
+        elif dtype.is_float() and (name == "usd" or name.startswith("usd_")):
+            config[name] = st.column_config.NumberColumn(label, format="%.2f")
+        else:
+            config[name] = st.column_config.Column(label)
+    return config
+
+
 def table(frame: pl.DataFrame, key: str, container: Any = None) -> None:
-    """st.dataframe with dates shown as dates (not midnight timestamps)."""
+    """st.dataframe with dates shown as dates (not midnight timestamps), readable headers
+    and thousands separators."""
     shown = frame.with_columns(pl.col(pl.Date).cast(pl.String))
-    (container or st).dataframe(shown, hide_index=True, key=key)
+    (container or st).dataframe(
+        shown, hide_index=True, key=key, column_config=_column_config(shown)
+    )

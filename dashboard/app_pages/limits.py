@@ -25,7 +25,7 @@ def render() -> None:
         _tier(row)
 
     st.subheader("Now: daily generations (rolling 24 h) against the limit")
-    st.dataframe(
+    ui.table(
         data.current.select(
             "org",
             "model",
@@ -36,8 +36,7 @@ def render() -> None:
             "peak_7d",
             "days_at_limit_30d",
         ),
-        hide_index=True,
-        key="limits_now",
+        "limits_now",
     )
     st.altair_chart(
         charts.generations_history(data.history.drop_nulls("used"), sel.scope), width="stretch"

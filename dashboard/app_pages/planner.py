@@ -93,7 +93,7 @@ def render() -> None:
     c.metric("Rows without a price", f"{total.unpriced_rows} of {total.rows}")
 
     st.subheader("Priced rows")
-    st.dataframe(
+    ui.table(
         data.priced.select(
             "line",
             "label",
@@ -107,20 +107,19 @@ def render() -> None:
             "priced",
             "note",
         ),
-        hide_index=True,
-        key="priced_rows",
+        "priced_rows",
     )
     left, right = st.columns(2)
     left.subheader("By model")
-    left.dataframe(data.summary.by_model, hide_index=True, key="by_model")
+    ui.table(data.summary.by_model, "by_model", left)
     right.subheader("By label")
-    right.dataframe(data.summary.by_label, hide_index=True, key="by_label")
+    ui.table(data.summary.by_label, "by_label", right)
 
     st.subheader("Cheaper alternatives")
     if data.cheaper.is_empty():
         st.write("Every priced row already uses the cheapest model that can do its job.")
     else:
-        st.dataframe(data.cheaper, hide_index=True, key="cheaper")
+        ui.table(data.cheaper, "cheaper")
 
     _feasibility(settings, records)
 
@@ -155,7 +154,7 @@ def _show_feasibility(feas) -> None:  # noqa: ANN001 - analytics.feasibility.Fea
     b.metric("Left under the 30-day cap", f"{feas.cap_available:,}")
     c.metric("Purchase fits the cap", "yes" if feas.fits_cap else "no")
     c.metric("Cap shortfall", f"{feas.cap_shortfall:,} credits")
-    st.dataframe(feas.models, hide_index=True, key="feasibility_models")
+    ui.table(feas.models, "feasibility_models")
     for note in feas.notes:
         st.caption(note)
 
