@@ -17,7 +17,6 @@ import duckdb
 import polars as pl
 
 Format = Literal["csv", "json", "parquet"]
-FORMATS: tuple[str, ...] = ("csv", "json", "parquet")
 
 
 def usage_export(

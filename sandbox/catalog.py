@@ -37,8 +37,6 @@ MODELS: dict[str, ModelInfo] = {
     "kling3.0_pro": ModelInfo("video", 1, 150),
 }
 
-UNPRICED_MODELS = frozenset({"gwm1_avatars", "kling3.0_pro"})
-
 
 @dataclass(frozen=True)
 class Tier:
