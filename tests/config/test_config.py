@@ -110,7 +110,7 @@ def test_bad_config_names_file_and_field(tmp_path: Path, text: str, env: dict, m
     with pytest.raises(ConfigError) as info:
         load_settings(config_path=path, env=env)
     assert message in str(info.value)
-    assert str(path) in str(info.value) or "config file" in str(info.value)
+    assert str(info.value).startswith(f"{path}: ")
 
 
 def test_missing_config_file_is_named(tmp_path: Path):

@@ -60,6 +60,8 @@ def test_status_json_values(db):
 
 def test_status_shows_the_90_days_of_history_held(db, sandbox):
     doc = json.loads(invoke("status", "--json", "--db", str(db)).stdout)
+    assert [o["org"] for o in doc["orgs"]] == ["agency", "indie", "studio"]
+    now = sandbox.world.now()
     for org in doc["orgs"]:
         # Backfill on 2026-11-24 reaches back the 90 days the API allows, today included.
         assert (org["usage_first_date"], org["usage_last_date"]) == ("2026-08-26", "2026-11-24")
@@ -68,7 +70,9 @@ def test_status_shows_the_90_days_of_history_held(db, sandbox):
         assert org["usage_days"] == 1 + sum(1 for r in truth if any(r.amounts.values()))
         assert org["usage_days"] >= 85
         full_days = sum(sum(r.amounts.values()) for r in truth)
-        assert org["usage_credits"] > full_days > 0  # plus today's partial figure
+        today = sum(sandbox.world.org(org["org"]).served_amounts(date(2026, 11, 24), now).values())
+        assert today > 0 and full_days > 0
+        assert org["usage_credits"] == full_days + today  # plus today's partial figure
 
 
 def test_status_human(db):
