@@ -124,7 +124,7 @@ def test_failed_write_rolls_back_and_failed_run_row_only(tmp_path):
     db = tmp_path / "runway.duckdb"
     with write_session(db) as con:
         write_failed_run(con, run(error="organization 'prod': API key rejected (401)"))
-        with pytest.raises(duckdb.Error):
+        with pytest.raises(duckdb.ConstraintException, match="collection_runs.kind"):
             # a NULL-typed run row violates NOT NULL after data was written: all rolled back
             write_org_result(con, run(kind=None), snap(T0, 5000), [window(("2026-11-23", "a", 1))])
     d = dump(db)
