@@ -339,6 +339,35 @@ def _first_day(mask: np.ndarray, start: date) -> date | None:
     return start + timedelta(days=int(hits[0])) if len(hits) else None
 
 
+def outlook_dates(
+    future: np.ndarray,
+    balance: int | None,
+    cap: int | None,
+    past_buys: np.ndarray,
+    today: date,
+) -> tuple[date | None, date | None, int | None]:
+    """(run-out date, cap-bound date, peak 30-day purchases) from forecast daily spend.
+
+    Run-out: the first day cumulative spend reaches the balance if nothing is bought.
+    Cap-bound: buying just in time whatever spend needs beyond the balance, the first day
+    the purchases of a rolling 30-day window (the last 29 days' reconstructed purchases,
+    ``past_buys`` ending today, included) would exceed the cap. Pure, so the dashboard's
+    batched overview and ``forecast_org`` give the same dates.
+    """
+    if balance is None:
+        return None, None, None
+    spent = np.cumsum(future)
+    runout = today if balance <= 0 else _first_day(spent >= balance, today)
+    if cap is None or cap <= 0:
+        return runout, None, None
+    need = np.maximum(spent - max(balance, 0), 0.0)
+    buys = np.diff(need, prepend=0.0)
+    past_buys = np.asarray(past_buys, dtype=float)
+    series = np.concatenate([past_buys[:-1], past_buys[-1:] + buys[:1], buys[1:]])
+    window = np.convolve(series, np.ones(30), mode="full")[29 : len(series)]
+    return runout, _first_day(window > cap, today), round(float(window[:30].max()))
+
+
 def forecast_org(
     con: duckdb.DuckDBPyConnection, settings: Settings, org: str, as_of: datetime
 ) -> OrgForecast:
@@ -360,20 +389,9 @@ def forecast_org(
     known_days = past.filter(pl.col("purchases").is_not_null())["date"]
     began = balances_observed_since(con, [org])["balances_observed_since"]
 
-    runout = cap_bound = None
-    cap_peak = None
-    if balance is not None:
-        spent = np.cumsum(future)
-        runout = today if balance <= 0 else _first_day(spent >= balance, today)
-        if cap is not None and cap > 0:
-            # Just-in-time buying: whatever the forecast spend needs beyond the balance.
-            need = np.maximum(spent - max(balance, 0), 0.0)
-            buys = np.diff(need, prepend=0.0)
-            past_buys = past["purchases"].fill_null(0).to_numpy().astype(float)
-            series = np.concatenate([past_buys[:-1], past_buys[-1:] + buys[:1], buys[1:]])
-            window = np.convolve(series, np.ones(30), mode="full")[29 : len(series)]
-            cap_bound = _first_day(window > cap, today)
-            cap_peak = round(float(window[:30].max()))
+    runout, cap_bound, cap_peak = outlook_dates(
+        future, balance, cap, past["purchases"].fill_null(0).to_numpy(), today
+    )
     return OrgForecast(
         org=org,
         as_of=as_of,

@@ -453,8 +453,8 @@ class Overview:
 
     For several organizations every figure is the sum over them; the month-end forecast
     and its interval are those of their summed daily spend, the run-out date is the
-    earliest organization's (named in ``runout_org``) and the 30-day-cap date is shown
-    per organization only (None here).
+    earliest organization's (named in ``runout_org``), and so is the date the 30-day
+    purchase cap would bind (``cap_bound_org``).
     """
 
     scope: Scope
@@ -472,8 +472,9 @@ class Overview:
     month_end_high: int
     runout_date: date | None
     runout_org: str | None
-    cap_bound_date: date | None
-    per_org: pl.DataFrame  # org, balance_credits, mtd_credits, month_end_mid, runout_date
+    cap_bound_date: date | None  # the earliest organization's (named in cap_bound_org)
+    cap_bound_org: str | None
+    per_org: pl.DataFrame  # org, balance, mtd, month_end_mid, runout_date, cap_bound_date
     open_alerts: int
     window: pl.DataFrame  # date, kind ("actual" | "forecast"), cumulative, low, high
     credit_usd: float = 0.01
@@ -622,21 +623,25 @@ def _dense_series(
 
 
 def _org_outlook(
-    y: np.ndarray, partial: int, mtd: int, at: datetime, balance: int | None
-) -> tuple[int, date | None, np.ndarray]:
-    """(month-end mid, run-out date, future daily spend) for one organization: the model
-    and rules ``analytics.forecast.forecast_org`` applies, minus its per-org queries and
-    its interval (the scope's interval comes from its summed history)."""
+    y: np.ndarray,
+    partial: int,
+    mtd: int,
+    at: datetime,
+    balance: int | None,
+    cap: int | None,
+    past_buys: np.ndarray,
+) -> tuple[int, date | None, date | None, np.ndarray]:
+    """(month-end mid, run-out date, cap-bound date, future daily spend) for one
+    organization: the model and rules ``analytics.forecast.forecast_org`` applies, minus
+    its per-org queries and its interval (the scope's interval comes from its summed
+    history)."""
     today = at.date()
     model = forecast_mod.DailyModel.fit(y, today - timedelta(days=1))
     future = forecast_mod._future(model, at, partial, HORIZON_DAYS)
-    runout = None
-    if balance is not None:
-        spent = np.cumsum(future)
-        runout = today if balance <= 0 else forecast_mod._first_day(spent >= balance, today)
+    runout, cap_bound, _ = forecast_mod.outlook_dates(future, balance, cap, past_buys, today)
     # month_end()'s mid, from the same model: spent this month plus the rest of the month.
     remaining = (forecast_mod._month_last(today) - today).days + 1
-    return round(mtd + float(future[:remaining].sum())), runout, future
+    return round(mtd + float(future[:remaining].sum())), runout, cap_bound, future
 
 
 def overview(
@@ -662,10 +667,12 @@ def overview(
                 "mtd_credits": [f.spend_mtd_credits],
                 "month_end_mid": [me.mid],
                 "runout_date": [f.runout_date],
+                "cap_bound_date": [f.cap_bound_date],
             },
-            schema_overrides={"runout_date": pl.Date},
+            schema_overrides={"runout_date": pl.Date, "cap_bound_date": pl.Date},
         )
         future = f.daily.select("date", credits="credits_mid")
+        cap_bound_org = orgs[0] if cap_bound else None
     else:
         history = _histories(con, orgs, at)
         total = history.group_by("date").agg(pl.col("credits").sum()).sort("date")
@@ -680,8 +687,23 @@ def overview(
             .iter_rows()
         )
         series = _dense_series(history, orgs, at.date())
+        caps = dict(zip(head["org"], head["cap_credits"], strict=True))
+        bought = purchases_mod.purchases_daily(
+            _cursor(con), orgs, as_of - timedelta(days=29), as_of
+        ).sort("org", "date")
+        past_buys = {
+            org: frame.sort("date")["purchases"].fill_null(0).to_numpy()
+            for (org,), frame in bought.group_by("org")
+        }
         outlooks = {
-            org: _org_outlook(*series[org], int(mtd.get(org, 0)), at, balance.get(org))
+            org: _org_outlook(
+                *series[org],
+                int(mtd.get(org, 0)),
+                at,
+                balance.get(org),
+                caps.get(org),
+                past_buys.get(org, np.zeros(0)),
+            )
             for org in orgs
         }
         per_org = pl.DataFrame(
@@ -690,13 +712,16 @@ def overview(
                 "mtd_credits": [int(mtd.get(o, 0)) for o in orgs],
                 "month_end_mid": [outlooks[o][0] for o in orgs],
                 "runout_date": [outlooks[o][1] for o in orgs],
+                "cap_bound_date": [outlooks[o][2] for o in orgs],
             },
-            schema_overrides={"runout_date": pl.Date},
+            schema_overrides={"runout_date": pl.Date, "cap_bound_date": pl.Date},
         )
         future = pl.DataFrame(
-            {"date": days, "credits": np.sum([o[2] for o in outlooks.values()], axis=0)}
+            {"date": days, "credits": np.sum([o[3] for o in outlooks.values()], axis=0)}
         )
-        cap_bound = None  # per organization only: pick one to see it
+        bound = per_org.filter(pl.col("cap_bound_date").is_not_null()).sort("cap_bound_date")
+        cap_bound = bound["cap_bound_date"][0] if bound.height else None
+        cap_bound_org = bound["org"][0] if bound.height else None
     per_org = head.select("org", "balance_credits").join(per_org, on="org", how="right")
     per_org = per_org.select("org", pl.exclude("org"))
     window_start = as_of - timedelta(days=WINDOW_DAYS - 1)
@@ -738,6 +763,7 @@ def overview(
         runout_date=runouts["runout_date"][0] if runouts.height else None,
         runout_org=runouts["org"][0] if runouts.height else None,
         cap_bound_date=cap_bound,
+        cap_bound_org=cap_bound_org,
         per_org=per_org,
         open_alerts=alerts_job.result(),
         window=_window(actual, future, as_of, me.low, me.mid, me.high, me.month_to_date),

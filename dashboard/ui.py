@@ -166,6 +166,7 @@ COLUMN_LABELS = {
     "mtd_credits": "Month to date (credits)",
     "month_end_mid": "Month-end forecast (credits)",
     "runout_date": "Runs out",
+    "cap_bound_date": "30-day cap binds",
     "credits": "Credits",
     "usd": "USD",
     "daily_generations": "Generations (24 h)",

@@ -50,13 +50,18 @@ def render() -> None:
     if data.runout_org and len(sel.scope.orgs) > 1:
         runout += f" ({data.runout_org})"
     e.metric("Run-out date (no purchases)", runout)
-    if len(sel.scope.orgs) > 1:
-        capped = "per organization"
-    elif data.cap_bound_date is None:
+    if data.cap_bound_date is None:
         capped = f"not within {views.HORIZON_DAYS} days"
     else:
         capped = str(data.cap_bound_date)
-    f.metric("30-day cap reached", capped)
+        if data.cap_bound_org and len(sel.scope.orgs) > 1:
+            capped += f" ({data.cap_bound_org})"
+    f.metric(
+        "30-day cap binds",
+        capped,
+        help="the first day the credits needed to keep spending at the forecast rate "
+        "would exceed the 30-day purchase cap (buying only what the balance lacks)",
+    )
     g.metric("Open alerts", str(data.open_alerts))
     if data.open_alerts:
         g.page_link("app_pages/alerts.py", label="See the alerts")

@@ -138,6 +138,8 @@ def test_overview_forecast_and_runout_on_a_steady_history(app_for, tmp_path: Pat
 def test_overview_of_several_steady_organizations(app_for, tmp_path: Path) -> None:
     db = tmp_path / "steady2.duckdb"
     seed.create_steady(db, orgs=("north", "south"))
+    with duckdb.connect(str(db)) as con:  # north may buy only 2,000 credits in 30 days
+        con.execute("UPDATE org_snapshots SET max_monthly_credit_spend = 2000 WHERE org = 'north'")
     at = app_for(db, config=None).run()
     no_exception(at)
     m = metrics(at)
@@ -145,9 +147,14 @@ def test_overview_of_several_steady_organizations(app_for, tmp_path: Path) -> No
     assert m["Month-end forecast (credits)"] == "6,300"  # 4,000 + 2 x (50 + 11 x 100)
     # Each org: 3,000 left, 50 + 100 k >= 3,000 at k = 30 -> 2025-04-19; the earliest wins.
     assert m["Run-out date (no purchases)"] == "2025-04-19 (north)"
-    assert m["30-day cap reached"] == "per organization"
+    # north buys what its 3,000 balance lacks from day 30 (50, then 100 a day): its 30-day
+    # purchases 50 + 100 (k - 30) first exceed 2,000 at k = 50 -> 2025-05-09. south's cap of
+    # 10,000 is never reached (at most 3,000 bought in any 30 days).
+    assert m["30-day cap binds"] == "2025-05-09 (north)"
     per_org = table(at, "org", "runout_date")
     assert per_org["runout_date"].tolist() == ["2025-04-19", "2025-04-19"]
+    assert per_org["cap_bound_date"].iloc[0] == "2025-05-09"
+    assert per_org["cap_bound_date"].isna().tolist() == [False, True]
     assert per_org["month_end_mid"].tolist() == [3150, 3150]
 
 

@@ -25,9 +25,15 @@ def test_batched_outlook_matches_forecast_org(sandbox, tmp_path: Path) -> None:
         overview = views.overview(con, settings, views.Scope(orgs, True), datetime.utcnow())
         at = views.as_of_time(overview.status)
         assert overview.per_org["org"].to_list() == list(orgs)  # the loop below covers all
+        # indie spends close to its 10,000-credit cap: the one whose cap binds first
+        assert overview.cap_bound_org == "indie"
+        assert (
+            overview.cap_bound_date == overview.per_org.filter(org="indie")["cap_bound_date"].item()
+        )
         for row in overview.per_org.iter_rows(named=True):
             single = forecast.forecast_org(con.cursor(), settings, row["org"], at)
             assert row["runout_date"] == single.runout_date, row["org"]
+            assert row["cap_bound_date"] == single.cap_bound_date, row["org"]
             assert row["month_end_mid"] == single.month_end.mid, row["org"]
             assert row["mtd_credits"] == single.month_end.month_to_date, row["org"]
             assert row["balance_credits"] == single.balance_credits, row["org"]
