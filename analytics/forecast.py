@@ -38,6 +38,7 @@ import calendar
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 
 import duckdb
 import numpy as np
@@ -140,18 +141,35 @@ def _weekday_factors(y: np.ndarray, weekdays: np.ndarray) -> np.ndarray:
     if not ok.any():
         return np.ones(7)
     ratios = clipped[3 : len(y) - 3][ok] / centred[ok]
-    days = days[ok]
-    medians = np.array(
-        [np.median(ratios[days == w]) if (days == w).any() else 1.0 for w in range(7)]
-    )
+    medians = _medians_by_weekday(ratios, days[ok])
     weight = min(1.0, len(y) / 28)
     factors = np.maximum(1 + weight * (medians / medians.mean() - 1), 0.05)
     return factors / factors.mean()
 
 
+def _medians_by_weekday(values: np.ndarray, weekdays: np.ndarray) -> np.ndarray:
+    """np.median of ``values`` per weekday 0..6 (1.0 where a weekday has none), in one
+    sort instead of seven median calls: the forecast interval refits dozens of times."""
+    order = np.lexsort((values, weekdays))
+    ordered = values[order]
+    counts = np.bincount(weekdays, minlength=7)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    has = counts > 0
+    lo = starts + np.maximum(counts - 1, 0) // 2
+    hi = starts + counts // 2
+    out = np.ones(7)
+    out[has] = (ordered[lo[has]] + ordered[hi[has]]) / 2
+    return out
+
+
+@lru_cache(maxsize=8)
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(n, k=1)
+
+
 def _theil_sen(z: np.ndarray) -> float:
     """Median of pairwise slopes: a trend that a burst or a refund day cannot tilt."""
-    i, j = np.triu_indices(len(z), k=1)
+    i, j = _pairs(len(z))
     return float(np.median((z[j] - z[i]) / (j - i)))
 
 

@@ -655,6 +655,13 @@ def overview(
     pool = ThreadPoolExecutor(max_workers=2)  # these queries run while the forecast fits
     head_job = pool.submit(purchases_mod.purchase_headroom, _cursor(con), as_of, orgs, usd)
     alerts_job = pool.submit(open_alert_count, _cursor(con), scope)
+    bought_job = (  # several orgs: their past purchases feed each cap-bound date
+        pool.submit(
+            purchases_mod.purchases_daily, _cursor(con), orgs, as_of - timedelta(days=29), as_of
+        )
+        if len(orgs) > 1
+        else None
+    )
     pool.shutdown(wait=False)
     days = pl.date_range(as_of, as_of + timedelta(days=HORIZON_DAYS - 1), "1d", eager=True)
     if len(orgs) == 1:
@@ -688,9 +695,7 @@ def overview(
         )
         series = _dense_series(history, orgs, at.date())
         caps = dict(zip(head["org"], head["cap_credits"], strict=True))
-        bought = purchases_mod.purchases_daily(
-            _cursor(con), orgs, as_of - timedelta(days=29), as_of
-        ).sort("org", "date")
+        bought = bought_job.result()
         past_buys = {
             org: frame.sort("date")["purchases"].fill_null(0).to_numpy()
             for (org,), frame in bought.group_by("org")

@@ -93,3 +93,13 @@ def test_no_balance_means_no_dates(tmp_path):
     fc = forecast_org(con, Settings(), "acme", datetime(2026, 11, 16))
     assert (fc.balance_credits, fc.runout_date, fc.cap_bound_date) == (None, None, None)
     assert fc.to_json()["cap_bound_date"] is None
+
+
+def test_medians_by_weekday_match_hand_values_including_even_counts_and_missing_days():
+    from analytics.forecast import _medians_by_weekday
+
+    values = np.array([5.0, 1.0, 3.0, 2.0, 8.0, 4.0, 7.0])
+    weekdays = np.array([0, 0, 0, 2, 2, 2, 2])
+    # Monday: median of 1, 3, 5 = 3; Wednesday: median of 2, 4, 7, 8 = (4 + 7) / 2 = 5.5;
+    # other weekdays have no value and get 1.0.
+    assert _medians_by_weekday(values, weekdays).tolist() == [3.0, 1.0, 5.5, 1.0, 1.0, 1.0, 1.0]
