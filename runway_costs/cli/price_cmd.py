@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -115,14 +115,15 @@ def price(
     best = cheapest(priced, alternatives(planned, table, price_date)) if compare else None
     feas = _feasibility(org, tier, priced, table, settings.db_path)
     limit = _budget(budget, budget_usd, summary)
+    report = PriceReport(plan, price_date, table, priced, summary, best, feas, limit)
 
     if as_json:
-        doc = _document(plan, price_date, table, priced, summary, best, feas, limit)
+        doc = _document(report)
         sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
     elif as_csv:
         sys.stdout.write(_csv(priced, summary, best, feas))
     else:
-        _show(plan, price_date, table, priced, summary, best, feas, limit)
+        _show(report)
 
     if summary.total.unpriced_rows:
         err_console.print(
@@ -171,6 +172,20 @@ def _budget(credits: int | None, usd: float | None, summary: PlanSummary) -> dic
     return None
 
 
+@dataclass(frozen=True)
+class PriceReport:
+    """Everything one ``price`` run computed: what each output format presents."""
+
+    plan: Path
+    on: date
+    table: RateTable
+    priced: pl.DataFrame
+    summary: PlanSummary
+    best: pl.DataFrame | None  # cheapest alternative per row (--compare)
+    feas: Feasibility | None  # --org / --tier
+    limit: dict[str, Any] | None  # --budget / --budget-usd
+
+
 # ------------------------------------------------------------------------------ machines
 
 
@@ -185,33 +200,24 @@ def _feasibility_doc(feas: Feasibility) -> dict[str, Any]:
     return doc
 
 
-def _document(
-    plan: Path,
-    on: date,
-    table: RateTable,
-    priced: pl.DataFrame,
-    summary: PlanSummary,
-    best: pl.DataFrame | None,
-    feas: Feasibility | None,
-    limit: dict[str, Any] | None,
-) -> dict[str, Any]:
+def _document(report: PriceReport) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "plan": str(plan),
-        "priced_on": on.isoformat(),
-        "rates": str(table.source),
-        "credit_usd": table.credit_usd,
-        "rows": _records(priced),
-        "by_model": _records(summary.by_model),
-        "by_label": _records(summary.by_label),
-        "total": asdict(summary.total),
-        "unpriced_rows": _records(summary.unpriced_rows),
+        "plan": str(report.plan),
+        "priced_on": report.on.isoformat(),
+        "rates": str(report.table.source),
+        "credit_usd": report.table.credit_usd,
+        "rows": _records(report.priced),
+        "by_model": _records(report.summary.by_model),
+        "by_label": _records(report.summary.by_label),
+        "total": asdict(report.summary.total),
+        "unpriced_rows": _records(report.summary.unpriced_rows),
     }
-    if limit is not None:
-        doc["budget"] = limit
-    if best is not None:
-        doc["compare"] = _records(best)
-    if feas is not None:
-        doc["feasibility"] = _feasibility_doc(feas)
+    if report.limit is not None:
+        doc["budget"] = report.limit
+    if report.best is not None:
+        doc["compare"] = _records(report.best)
+    if report.feas is not None:
+        doc["feasibility"] = _feasibility_doc(report.feas)
     return doc
 
 
@@ -304,17 +310,11 @@ def _totals_table(title: str, key: str, frame: pl.DataFrame) -> Table:
     return t
 
 
-def _show(
-    plan: Path,
-    on: date,
-    table: RateTable,
-    priced: pl.DataFrame,
-    summary: PlanSummary,
-    best: pl.DataFrame | None,
-    feas: Feasibility | None,
-    limit: dict[str, Any] | None,
-) -> None:
-    rows = Table(title=f"{plan} priced on {on} (rates: {table.source.name})", title_justify="left")
+def _show(report: PriceReport) -> None:
+    rows = Table(
+        title=f"{report.plan} priced on {report.on} (rates: {report.table.source.name})",
+        title_justify="left",
+    )
     for name, justify in (
         ("line", "right"),
         ("label", "left"),
@@ -325,7 +325,7 @@ def _show(
         ("USD", "right"),
     ):
         rows.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for r in priced.head(MAX_SHOWN_ROWS).iter_rows(named=True):
+    for r in report.priced.head(MAX_SHOWN_ROWS).iter_rows(named=True):
         credits = (
             _range(r["credits_min"], r["credits_max"]) if r["priced"] else "[yellow]unpriced[/]"
         )
@@ -339,34 +339,36 @@ def _show(
             _range(r["usd_min"], r["usd_max"], usd=True),
         )
     console.print(rows)
-    if priced.height > MAX_SHOWN_ROWS:
-        console.print(f"... {priced.height - MAX_SHOWN_ROWS:,} more rows (use --json or --csv)")
-    console.print(_totals_table("By model", "model", summary.by_model))
-    if summary.by_label.height > 1 or summary.by_label["label"][0] != "(no label)":
-        console.print(_totals_table("By label", "label", summary.by_label))
-    tot = summary.total
+    if report.priced.height > MAX_SHOWN_ROWS:
+        console.print(
+            f"... {report.priced.height - MAX_SHOWN_ROWS:,} more rows (use --json or --csv)"
+        )
+    console.print(_totals_table("By model", "model", report.summary.by_model))
+    if report.summary.by_label.height > 1 or report.summary.by_label["label"][0] != "(no label)":
+        console.print(_totals_table("By label", "label", report.summary.by_label))
+    tot = report.summary.total
     console.print(
         f"[bold]Total:[/] {_range(tot.credits_min, tot.credits_max)} credits "
         f"({_range(tot.usd_min, tot.usd_max, usd=True)}) for {tot.rows:,} rows"
         + (f", {tot.unpriced_rows} unpriced" if tot.unpriced_rows else ""),
         highlight=False,
     )
-    for r in summary.unpriced_rows.iter_rows(named=True):
+    for r in report.summary.unpriced_rows.iter_rows(named=True):
         console.print(
             f"[yellow]unpriced:[/] line {r['line'] or r['row']} {r['model']}: {r['note']}",
             highlight=False,
         )
-    if best is not None:
-        _show_compare(best)
-    if feas is not None:
-        _show_feasibility(feas)
-    if limit is not None:
+    if report.best is not None:
+        _show_compare(report.best)
+    if report.feas is not None:
+        _show_feasibility(report.feas)
+    if report.limit is not None:
         shown = (
-            f"{limit['limit']:,} credits"
-            if limit["unit"] == "credits"
-            else (f"${limit['limit']:,.2f}")
+            f"{report.limit['limit']:,} credits"
+            if report.limit["unit"] == "credits"
+            else (f"${report.limit['limit']:,.2f}")
         )
-        verdict = "[red]exceeded[/]" if limit["exceeded"] else "[green]within budget[/]"
+        verdict = "[red]exceeded[/]" if report.limit["exceeded"] else "[green]within budget[/]"
         console.print(f"[bold]Budget:[/] {shown}: {verdict}", highlight=False)
 
 
