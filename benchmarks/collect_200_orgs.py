@@ -12,17 +12,18 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from datetime import date
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import SecretStr
 
-from collector.cycle import CycleResult, run_cycle_sync
-from runway_costs.config import CollectionConfig, OrgConfig, Settings
-from sandbox.server import SandboxServer
+from runway_costs.collector.cycle import CycleResult, run_cycle_sync
+from runway_costs.core.clock import fixed_clock
+from runway_costs.core.config import CollectionConfig, OrgConfig, Settings
+from runway_costs.sandbox.server import SandboxServer
 
 NOW = "2026-11-24T12:00:00Z"
-TODAY = date(2026, 11, 24)
+CLOCK = fixed_clock(datetime(2026, 11, 24, 12, 0))  # the sandbox's frozen instant
 
 
 def report(label: str, result: CycleResult, seconds: float) -> None:
@@ -57,7 +58,7 @@ def main() -> None:
         )
         for label in ("backfill", "steady"):
             started = time.perf_counter()
-            result = run_cycle_sync(settings, today=TODAY)
+            result = run_cycle_sync(settings, clock=CLOCK)
             report(label, result, time.perf_counter() - started)
         size = settings.db_path.stat().st_size
         print(f"database {size / 1e6:.1f} MB at {settings.db_path}")

@@ -26,11 +26,13 @@ from pathlib import Path
 
 import duckdb
 
-from analytics import views
-from collector.store import ensure_schema, rebuild_model_daily
-from runway_costs.config import Budget, Settings
+from runway_costs.analytics import views
+from runway_costs.collector.store import ensure_schema, rebuild_model_daily
+from runway_costs.core.config import Budget, Settings
 
-ALERTS_SCHEMA = Path(__file__).resolve().parents[1] / "analytics" / "alerts_schema.sql"
+ALERTS_SCHEMA = (
+    Path(__file__).resolve().parents[1] / "runway_costs" / "analytics" / "alerts_schema.sql"
+)
 ORGS, MODELS, YEARS, SNAPSHOT_DAYS = 20, 60, 3, 90
 AS_OF = datetime(2026, 11, 24, 12, 0)
 TARGET_MS = 150.0

@@ -17,8 +17,8 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from analytics.pricing import price_plan
-from analytics.rates import RateTable, load_rates
+from runway_costs.analytics.pricing import price_plan
+from runway_costs.analytics.rates import RateTable, load_rates
 
 ON = date(2026, 11, 24)
 

@@ -11,8 +11,8 @@ import polars as pl
 import typer
 from rich.table import Table
 
-from analytics.alerts import Alert, alert_history, check_alerts, open_alerts
-from analytics.db import NoDataError
+from runway_costs.analytics.alerts import Alert, alert_history, check_alerts, open_alerts
+from runway_costs.analytics.db import NoDataError
 from runway_costs.cli.common import (
     EXIT_PARTIAL,
     AsOfOption,
@@ -60,7 +60,7 @@ def check(
     settings = settings_from(config, db)
     at = parse_as_of(as_of)
     # Failed deliveries are reported below; keep the library's log lines off the terminal.
-    logging.getLogger("analytics.alerts").addHandler(logging.NullHandler())
+    logging.getLogger("runway_costs.analytics.alerts").addHandler(logging.NullHandler())
     try:
         result = check_alerts(settings, at, dry_run=dry_run)
     except NoDataError as exc:

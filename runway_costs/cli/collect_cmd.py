@@ -14,16 +14,14 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from analytics.alerts import alerts_after_cycle
-from collector.cycle import CycleResult, backfill_orgs, prepare, run_cycle_sync
-from collector.locks import LockError, SchedulerAlreadyRunning
-from collector.scheduler import run_scheduler
+from runway_costs.analytics.alerts import alerts_after_cycle
 from runway_costs.cli.common import (
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_USAGE,
     ConfigOption,
     DbOption,
+    cli_clock,
     console,
     db_problem,
     err_console,
@@ -31,7 +29,11 @@ from runway_costs.cli.common import (
     handle_errors,
     settings_from,
 )
-from runway_costs.config import CollectionConfig, Settings
+from runway_costs.collector.cycle import CycleResult, backfill_orgs, prepare, run_cycle_sync
+from runway_costs.collector.locks import LockError, SchedulerAlreadyRunning
+from runway_costs.collector.scheduler import run_scheduler
+from runway_costs.core.clock import Clock
+from runway_costs.core.config import CollectionConfig, Settings
 
 
 def with_collection(settings: Settings, **changes: object) -> Settings:
@@ -77,12 +79,12 @@ def result_table(result: CycleResult) -> Table:
     return table
 
 
-def collect_once(settings: Settings, out: Console, kind: str = "full") -> CycleResult:
+def collect_once(settings: Settings, out: Console, clock: Clock, kind: str = "full") -> CycleResult:
     """One cycle, with a progress bar on a terminal while backfilling history."""
-    plans = prepare(settings, kind)
+    plans = prepare(settings, kind, clock().date())
     backfilling = backfill_orgs(plans)
     if not (backfilling and out.is_terminal):
-        return run_cycle_sync(settings, kind, plans=plans)
+        return run_cycle_sync(settings, kind, clock=clock, plans=plans)
     label = f"backfilling 90 days for {len(backfilling)} organization(s)"
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=out, transient=False) as bar:
@@ -91,7 +93,7 @@ def collect_once(settings: Settings, out: Console, kind: str = "full") -> CycleR
         def advance(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        return run_cycle_sync(settings, kind, plans=plans, progress=advance)
+        return run_cycle_sync(settings, kind, clock=clock, plans=plans, progress=advance)
 
 
 def configure_logging() -> None:
@@ -118,7 +120,7 @@ def collect(
     settings = settings_from(config, db, require_orgs=True)
     settings = with_collection(settings, refresh_days=refresh_days)
     try:
-        result = collect_once(settings, console)
+        result = collect_once(settings, console, cli_clock())
     except LockError as exc:
         raise fail(str(exc), EXIT_PARTIAL) from None
     except (duckdb.Error, OSError) as exc:
@@ -152,6 +154,7 @@ def schedule(
     try:
         run_scheduler(
             settings,
+            clock=cli_clock(),
             on_result=lambda r: console.print(result_table(r)),
             after_cycle=alerts_after_cycle,  # alerts check after each job (never raises)
         )
@@ -169,10 +172,10 @@ def demo(
 ) -> None:
     """Start an embedded sandbox, backfill 90 days into data/demo.duckdb, show status,
     then keep collecting on a schedule until Ctrl-C."""
-    from runway_costs.demo import run_demo
+    from runway_costs.cli.demo import run_demo
 
     configure_logging()
-    raise typer.Exit(run_demo(data_dir, out=console))
+    raise typer.Exit(run_demo(data_dir, out=console, clock=cli_clock()))
 
 
 def register(app: typer.Typer) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -15,8 +15,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from analytics.db import NoDataError, connect_reader
-from runway_costs.config import (
+from runway_costs.analytics.db import NoDataError, connect_reader
+from runway_costs.core.clock import Clock, ClockError, clock_from_env, parse_instant
+from runway_costs.core.config import (
     DEFAULT_DB,
     ENV_CONFIG,
     ENV_DB,
@@ -81,18 +82,24 @@ def parse_date(value: str, flag: str) -> date:
         raise fail(f"{flag}: {value!r} is not a date (expected YYYY-MM-DD)") from None
 
 
-def parse_as_of(value: str | None) -> datetime:
-    """``--as-of`` as naive UTC (now when not given); a bad value is a usage error (exit 2)."""
-    if value is None:
-        return datetime.now(UTC).replace(tzinfo=None)
+def cli_clock() -> Clock:
+    """The CLI's clock: the system clock, or the instant pinned by RUNWAY_COSTS_NOW (a bad
+    value is a usage error, exit 2). The one place the CLI asks what time it is."""
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        msg = f"--as-of: {value!r} is not an ISO date or time (e.g. 2026-11-24T12:00)"
-        raise fail(msg) from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
+        return clock_from_env()
+    except ClockError as exc:
+        raise fail(str(exc)) from None
+
+
+def parse_as_of(value: str | None) -> datetime:
+    """``--as-of`` as naive UTC (the CLI's clock when not given); a bad value is a usage
+    error (exit 2)."""
+    if value is None:
+        return cli_clock()()
+    try:
+        return parse_instant(value, "--as-of")
+    except ClockError as exc:
+        raise fail(str(exc)) from None
 
 
 @contextmanager

@@ -9,23 +9,14 @@ from typing import Annotated
 import duckdb
 import typer
 
-from analytics.alerts import alerts_after_cycle
-from collector.locks import SchedulerAlreadyRunning
-from collector.scheduler import run_scheduler
-from dashboard.serve import (
-    DEFAULT_PORT,
-    DashboardError,
-    DashboardServer,
-    check_bind,
-    port_free,
-    start,
-)
+from runway_costs.analytics.alerts import alerts_after_cycle
 from runway_costs.cli.common import (
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_USAGE,
     ConfigOption,
     DbOption,
+    cli_clock,
     console,
     db_problem,
     err_console,
@@ -33,7 +24,17 @@ from runway_costs.cli.common import (
     handle_errors,
     settings_from,
 )
-from runway_costs.config import Settings
+from runway_costs.collector.locks import SchedulerAlreadyRunning
+from runway_costs.collector.scheduler import run_scheduler
+from runway_costs.core.config import Settings
+from runway_costs.dashboard.serve import (
+    DEFAULT_PORT,
+    DashboardError,
+    DashboardServer,
+    check_bind,
+    port_free,
+    start,
+)
 
 HostOption = Annotated[
     str,
@@ -128,6 +129,7 @@ def up(
     try:
         run_scheduler(
             settings,
+            clock=cli_clock(),
             stop_event=stop,
             on_result=lambda r: console.print(result_table(r)),
             after_cycle=alerts_after_cycle,  # the same alerts check as `schedule`

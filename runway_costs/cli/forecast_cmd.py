@@ -8,9 +8,9 @@ from datetime import datetime
 import typer
 from rich.table import Table
 
-from analytics.backtest import backtest
-from analytics.forecast import OrgForecast, forecast_all
-from analytics.spend import known_orgs
+from runway_costs.analytics.backtest import backtest
+from runway_costs.analytics.forecast import OrgForecast, forecast_all
+from runway_costs.analytics.spend import known_orgs
 from runway_costs.cli.common import (
     AsOfOption,
     ConfigOption,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,23 +18,24 @@ import polars as pl
 import typer
 from rich.table import Table
 
-from analytics.compare import alternatives, cheapest
-from analytics.feasibility import (
+from runway_costs.analytics.compare import alternatives, cheapest
+from runway_costs.analytics.feasibility import (
     Feasibility,
     FeasibilityError,
     feasibility_for_org,
     feasibility_for_tier,
 )
-from analytics.plan import PlanError, read_plan
-from analytics.pricing import PlanSummary, price_plan, summarize, today_utc
-from analytics.rates import RateError, RateTable, load_rates, resolve_rates_path
-from analytics.tiertable import TierError, load_tiers
+from runway_costs.analytics.plan import PlanError, read_plan
+from runway_costs.analytics.pricing import PlanSummary, price_plan, summarize
+from runway_costs.analytics.rates import RateError, RateTable, load_rates, resolve_rates_path
+from runway_costs.analytics.tiertable import TierError, load_tiers
 from runway_costs.cli.common import (
     EXIT_BUDGET,
     EXIT_USAGE,
     ConfigOption,
     DbOption,
     JsonOption,
+    cli_clock,
     console,
     err_console,
     fail,
@@ -75,7 +76,10 @@ def price(
     ] = False,
     rates: Annotated[
         Path | None,
-        typer.Option("--rates", help="Rate file (config `rates`; default data/rates.toml)"),
+        typer.Option(
+            "--rates",
+            help="Rate file (config `rates`; default: the rate table shipped in the package)",
+        ),
     ] = None,
     on: Annotated[
         str | None,
@@ -93,7 +97,8 @@ def price(
         if a and b:
             raise fail(f"{names} cannot be used together")
     settings = settings_from(config, db)
-    price_date = parse_date(on, "--date") if on else today_utc()
+    now = cli_clock()()
+    price_date = parse_date(on, "--date") if on else now.date()
     try:
         table = load_rates(resolve_rates_path(rates, settings.rates_path))
     except RateError as exc:
@@ -113,7 +118,7 @@ def price(
     priced = price_plan(planned, table, price_date)
     summary = summarize(priced)
     best = cheapest(priced, alternatives(planned, table, price_date)) if compare else None
-    feas = _feasibility(org, tier, priced, table, settings.db_path)
+    feas = _feasibility(org, tier, priced, table, settings.db_path, now)
     limit = _budget(budget, budget_usd, summary)
     report = PriceReport(plan, price_date, table, priced, summary, best, feas, limit)
 
@@ -143,12 +148,17 @@ def price(
 
 
 def _feasibility(
-    org: str | None, tier: int | None, priced: pl.DataFrame, table: RateTable, db_path: Path
+    org: str | None,
+    tier: int | None,
+    priced: pl.DataFrame,
+    table: RateTable,
+    db_path: Path,
+    now: datetime,
 ) -> Feasibility | None:
     if org is not None:
         with read_db(db_path) as con:
             try:
-                return feasibility_for_org(con, org, priced, table)
+                return feasibility_for_org(con, org, priced, table, as_of=now)
             except FeasibilityError as exc:
                 raise fail(str(exc)) from None
     if tier is not None:

@@ -16,9 +16,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from analytics.db import connect_reader
-from analytics.export import render, usage_export, write_atomic
-from analytics.status import known_orgs, model_status, org_status
+from runway_costs.analytics.db import connect_reader
+from runway_costs.analytics.export import render, usage_export, write_atomic
+from runway_costs.analytics.status import known_orgs, model_status, org_status
 from runway_costs.cli.common import (
     EXIT_USAGE,
     ConfigOption,

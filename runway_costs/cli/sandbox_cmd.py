@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from runway_costs.cli.common import EXIT_OK, fail
+from runway_costs.cli.common import EXIT_OK, cli_clock, fail
 
 
 def register(app: typer.Typer) -> None:
@@ -28,13 +28,16 @@ def sandbox(
         int | None, typer.Option("--orgs", help="Number of organizations (default 3)")
     ] = None,
     now: Annotated[
-        str | None, typer.Option(help="Freeze the clock at this ISO time (default: real time)")
+        str | None,
+        typer.Option(
+            help="Freeze the clock at this ISO time (default: the CLI clock, see RUNWAY_COSTS_NOW)"
+        ),
     ] = None,
 ) -> None:
     """Serve a local Runway API. Prints one JSON line {base_url, orgs} then serves."""
-    from sandbox.faults import FaultSpecError
-    from sandbox.server import SandboxServer
-    from sandbox.world import parse_now
+    from runway_costs.sandbox.faults import FaultSpecError
+    from runway_costs.sandbox.server import SandboxServer
+    from runway_costs.sandbox.world import parse_now
 
     if not 0 <= port <= 65535:
         raise fail(f"--port must be 0..65535, got {port}")
@@ -45,7 +48,9 @@ def sandbox(
     except ValueError:
         raise fail(f"--now: not an ISO timestamp: {now!r}") from None
     try:
-        server = SandboxServer(seed=seed, now=now, faults=faults, n_orgs=orgs, port=port)
+        server = SandboxServer(
+            seed=seed, now=now, faults=faults, n_orgs=orgs, port=port, clock=cli_clock()
+        )
     except FaultSpecError as exc:
         raise fail(f"--faults: {exc}") from None
     try:

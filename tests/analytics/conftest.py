@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-SCHEMA = Path(__file__).resolve().parents[2] / "collector" / "schema.sql"
+SCHEMA = Path(__file__).resolve().parents[2] / "runway_costs" / "collector" / "schema.sql"
 
 
 def new_db(path: Path) -> duckdb.DuckDBPyConnection:

@@ -6,9 +6,9 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 
-from analytics.alert_rules import Condition, evaluate_org
-from analytics.alerts import plan_alerts
-from runway_costs.config import AlertsConfig, AlertThresholds, Settings
+from runway_costs.analytics.alert_rules import Condition, evaluate_org
+from runway_costs.analytics.alerts import plan_alerts
+from runway_costs.core.config import AlertsConfig, AlertThresholds, Settings
 from tests.analytics.conftest import add_model, add_run, add_snapshot, add_usage, new_db
 
 AS_OF = datetime(2026, 11, 16, 12)

@@ -27,15 +27,14 @@ from datetime import date, datetime, timedelta
 import pytest
 from pydantic import SecretStr
 
-import collector.client
-import collector.cycle
-from analytics.alert_store import alert_history, open_alerts
-from analytics.alerts import check_alerts
-from analytics.db import connect_reader
-from collector.cycle import run_cycle_sync
-from runway_costs.config import AlertsConfig, Budget, CollectionConfig, OrgConfig, Settings
-from sandbox.server import SandboxServer
-from sandbox.world import OrgSpec
+from runway_costs.analytics.alert_store import alert_history, open_alerts
+from runway_costs.analytics.alerts import check_alerts
+from runway_costs.analytics.db import connect_reader
+from runway_costs.collector.cycle import run_cycle_sync
+from runway_costs.core.clock import fixed_clock
+from runway_costs.core.config import AlertsConfig, Budget, CollectionConfig, OrgConfig, Settings
+from runway_costs.sandbox.server import SandboxServer
+from runway_costs.sandbox.world import OrgSpec
 from tests.analytics.receivers import smtp_server, webhook
 
 pytestmark = pytest.mark.integration
@@ -55,7 +54,7 @@ EXPECTED = {
 }
 
 
-def test_alerts_fire_once_escalate_and_resolve_day_by_day(tmp_path, monkeypatch):
+def test_alerts_fire_once_escalate_and_resolve_day_by_day(tmp_path):
     spec = OrgSpec(
         name="shop",
         tier=1,
@@ -84,9 +83,7 @@ def test_alerts_fire_once_escalate_and_resolve_day_by_day(tmp_path, monkeypatch)
         for day in range(5, 22):
             now = datetime(2026, 11, day)
             sb.set_now(now.isoformat() + "Z")
-            monkeypatch.setattr(collector.client, "utc_now", lambda now=now: now)
-            monkeypatch.setattr(collector.cycle, "utc_now", lambda now=now: now)
-            assert run_cycle_sync(settings, today=now.date()).ok
+            assert run_cycle_sync(settings, clock=fixed_clock(now)).ok
             result = check_alerts(settings, as_of=now)
             assert result.failed_deliveries == 0
             news = [(a.rule, a.severity, a.status) for a in result.alerts if a.status != "ongoing"]

@@ -7,11 +7,12 @@ from datetime import date, timedelta
 
 import pytest
 
-from analytics.backtest import backtest
-from analytics.db import connect_reader
-from collector.cycle import run_cycle_sync
+from runway_costs.analytics.backtest import backtest
+from runway_costs.analytics.db import connect_reader
+from runway_costs.collector.cycle import run_cycle_sync
 from tests.analytics.conftest import add_usage, new_db
 from tests.collector.support import settings_for
+from tests.conftest import SANDBOX_CLOCK
 
 
 def test_constant_spend_is_forecast_exactly(tmp_path):
@@ -46,7 +47,7 @@ def test_partial_months_and_today_are_left_out(tmp_path):
 
 @pytest.mark.integration
 def test_method_beats_naive_baseline_on_sandbox_history(sandbox, tmp_db):
-    run_cycle_sync(settings_for(sandbox, tmp_db), today=date(2026, 11, 24))
+    run_cycle_sync(settings_for(sandbox, tmp_db), clock=SANDBOX_CLOCK)
     with connect_reader(tmp_db) as con:
         result = backtest(con)
     # 3 orgs x September and October (history starts 26 Aug) x days 7, 14, 21.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from analytics.budgets import budget_status
-from runway_costs.config import Budget, Settings
+from runway_costs.analytics.budgets import budget_status
+from runway_costs.core.config import Budget, Settings
 from tests.analytics.conftest import add_usage, new_db
 
 

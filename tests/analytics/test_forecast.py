@@ -7,8 +7,8 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from analytics.forecast import DailyModel, forecast_org, month_end
-from runway_costs.config import Settings
+from runway_costs.analytics.forecast import DailyModel, forecast_org, month_end
+from runway_costs.core.config import Settings
 from tests.analytics.conftest import add_run, add_snapshot, add_usage, new_db
 
 SUNDAY = date(2026, 11, 15)
@@ -96,7 +96,7 @@ def test_no_balance_means_no_dates(tmp_path):
 
 
 def test_medians_by_weekday_match_hand_values_including_even_counts_and_missing_days():
-    from analytics.forecast import _medians_by_weekday
+    from runway_costs.analytics.forecast import _medians_by_weekday
 
     values = np.array([5.0, 1.0, 3.0, 2.0, 8.0, 4.0, 7.0])
     weekdays = np.array([0, 0, 0, 2, 2, 2, 2])

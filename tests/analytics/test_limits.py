@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from analytics.limits import limit_use
+from runway_costs.analytics.limits import limit_use
 from tests.analytics.conftest import add_model, new_db
 
 

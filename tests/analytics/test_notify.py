@@ -8,7 +8,7 @@ import socket
 import pytest
 from pydantic import SecretStr
 
-from analytics.notify import channel_label, deliver, redact, url_secrets
+from runway_costs.analytics.notify import channel_label, deliver, redact, url_secrets
 from tests.analytics.receivers import smtp_server, webhook
 
 pytestmark = pytest.mark.integration

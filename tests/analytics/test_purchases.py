@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from analytics.purchases import (
+from runway_costs.analytics.purchases import (
     describe_purchases,
     org_state,
     purchase_headroom,

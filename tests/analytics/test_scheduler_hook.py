@@ -8,19 +8,20 @@ import threading
 import pytest
 from pydantic import SecretStr
 
-from analytics.alert_store import alert_history
-from analytics.alerts import alerts_after_cycle
-from analytics.db import connect_reader
-from collector.scheduler import run_scheduler
-from runway_costs.config import AlertsConfig, Settings
+from runway_costs.analytics.alert_store import alert_history
+from runway_costs.analytics.alerts import alerts_after_cycle
+from runway_costs.analytics.db import connect_reader
+from runway_costs.collector.scheduler import run_scheduler
+from runway_costs.core.config import AlertsConfig, Settings
 from tests.analytics.receivers import webhook
 from tests.collector.support import settings_for
+from tests.conftest import SANDBOX_CLOCK
 
 
 def test_hook_logs_and_swallows_errors(tmp_path, caplog):
     settings = Settings(db_path=tmp_path / "missing" / "x.duckdb")
-    with caplog.at_level(logging.ERROR, logger="analytics.alerts"):
-        alerts_after_cycle(settings)  # no database: must not raise
+    with caplog.at_level(logging.ERROR, logger="runway_costs.analytics.alerts"):
+        alerts_after_cycle(settings, SANDBOX_CLOCK)  # no database: must not raise
     assert "alerts check failed: NoDataError: no data yet" in caplog.text
 
 
@@ -32,6 +33,7 @@ def test_scheduled_collection_is_followed_by_an_alerts_check(sandbox, tmp_db):
         settings = base.model_copy(update={"alerts": AlertsConfig(urls=[SecretStr(hook.url)])})
         run_scheduler(
             settings,
+            clock=SANDBOX_CLOCK,
             stop_event=stop,
             on_result=lambda _r: stop.set(),
             after_cycle=alerts_after_cycle,

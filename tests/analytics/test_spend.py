@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from analytics.spend import (
+from runway_costs.analytics.spend import (
     spend_daily,
     spend_daily_by_model,
     spend_monthly,

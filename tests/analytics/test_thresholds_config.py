@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runway_costs.config import ConfigError, load_settings
+from runway_costs.core.config import ConfigError, load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "data" / "example-config.toml"
 

@@ -14,7 +14,7 @@ import json
 from contextlib import closing
 from pathlib import Path
 
-from analytics.db import connect_reader
+from runway_costs.analytics.db import connect_reader
 from tests.collector.support import consistency_problems, runs_per_org
 
 

@@ -6,13 +6,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 from pydantic import SecretStr
 
-from runway_costs.config import CollectionConfig, OrgConfig, Settings
+from runway_costs.core.config import CollectionConfig, OrgConfig, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DATA_TABLES = ("org_snapshots", "model_snapshots", "model_daily", "daily_usage")
@@ -117,7 +117,3 @@ def write_config(path: Path, sandbox, names: Iterable[str] | None = None, **coll
         ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return env
-
-
-def utc_today() -> date:
-    return datetime.now(UTC).date()

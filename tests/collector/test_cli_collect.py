@@ -9,21 +9,22 @@ from datetime import timedelta
 import pytest
 from pydantic import SecretStr
 
-from analytics.db import connect_reader
-from collector.cycle import run_cycle_sync
-from runway_costs.config import OrgConfig
-from runway_costs.dbfiles import snapshot_path
-from sandbox.server import SandboxServer
-from sandbox.world import OrgSpec
-from tests.collector.support import cli, settings_for, truth, usage_rows, utc_today, write_config
+from runway_costs.analytics.db import connect_reader
+from runway_costs.collector.cycle import run_cycle_sync
+from runway_costs.core.config import OrgConfig
+from runway_costs.core.files import snapshot_path
+from runway_costs.sandbox.server import SandboxServer
+from runway_costs.sandbox.world import OrgSpec
+from tests.collector.support import cli, settings_for, truth, usage_rows, write_config
+from tests.conftest import SANDBOX_AT, SANDBOX_CLOCK, SANDBOX_NOW
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def live_sandbox():
-    """The default world on the real clock, since the CLI collects up to the real today."""
-    with SandboxServer(seed=7, now=None) as sb:
+    """The default world at the instant the suite pins the CLI's clock to."""
+    with SandboxServer(seed=7, now=SANDBOX_NOW) as sb:
         yield sb
 
 
@@ -36,7 +37,7 @@ def test_collect_all_ok_then_one_bad_org_exits_1(live_sandbox, tmp_path):
     for org in ("studio", "agency", "indie"):
         assert f"│ {org}" in done.stdout
     assert done.stdout.count(" ok ") == 3
-    today = utc_today()
+    today = SANDBOX_AT.date()
     first = today - timedelta(days=90)
     for org in ("studio", "agency", "indie"):  # today keeps growing: compare the full days
         got = [r for r in usage_rows(db, org) if r[0] < today]
@@ -101,7 +102,9 @@ def test_api_key_never_reaches_db_snapshot_logs_or_output(tmp_path, caplog):
     """Collect with recognizable keys, one of them rejected, with retries logged; then
     look for the key in every byte the product wrote or printed."""
     spec = OrgSpec(name="canary", tier=2, api_key=CANARY)
-    with SandboxServer(seed=3, now=None, orgs=[spec], faults="rate_limit:n=2,retry_after=1") as sb:
+    with SandboxServer(
+        seed=3, now=SANDBOX_NOW, orgs=[spec], faults="rate_limit:n=2,retry_after=1"
+    ) as sb:
         db = tmp_path / "runway.duckdb"
         cfg = tmp_path / "orgs.toml"
         cfg.write_text(
@@ -125,7 +128,7 @@ def test_api_key_never_reaches_db_snapshot_logs_or_output(tmp_path, caplog):
             OrgConfig(name="wrong", api_key=SecretStr(WRONG_CANARY), base_url=sb.base_url),
         ]
         sb.set_faults("rate_limit:n=1,retry_after=1")
-        result = run_cycle_sync(settings_for(sb, db, [], extra=extra))
+        result = run_cycle_sync(settings_for(sb, db, [], extra=extra), clock=SANDBOX_CLOCK)
         assert [r.status for r in result.orgs] == ["ok", "failed"]
         assert result.orgs[0].retries == 1
     assert caplog.records, "nothing was logged: the check below would prove nothing"

@@ -11,15 +11,15 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from collector.client import (
+from runway_costs.collector.client import (
     API_VERSION,
     ClientOptions,
     RunwayClient,
     usage_windows,
 )
-from collector.errors import ResponseFormatError
-from collector.models import ModelState, OrgSnapshot, UsageRow, UsageWindow
-from runway_costs.config import CollectionConfig
+from runway_costs.collector.errors import ResponseFormatError
+from runway_costs.collector.models import ModelState, OrgSnapshot, UsageRow, UsageWindow
+from runway_costs.core.config import CollectionConfig
 
 KEY = "key_0123456789abcdef"
 NOW = datetime(2026, 3, 16, 9, 30, 0)

@@ -13,16 +13,16 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from collector.client import ClientOptions, RunwayClient
-from collector.errors import (
+from runway_costs.collector.client import ClientOptions, RunwayClient
+from runway_costs.collector.errors import (
     ApiError,
     AuthError,
     BadRequestError,
     ResponseFormatError,
     RetryExhaustedError,
 )
-from collector.models import ModelState, OrgSnapshot
-from collector.retry import backoff_delay, parse_retry_after
+from runway_costs.collector.models import ModelState, OrgSnapshot
+from runway_costs.collector.retry import backoff_delay, parse_retry_after
 
 NOW = datetime(2026, 11, 24, 12, 0, 0)
 ORG_BODY = {
@@ -338,7 +338,7 @@ def test_each_retry_is_logged_at_warning(caplog: pytest.LogCaptureFixture) -> No
         fraction=0.5,
     )
     h.organization()
-    records = [r for r in caplog.records if r.name == "collector.client"]
+    records = [r for r in caplog.records if r.name == "runway_costs.collector.client"]
     assert [(r.levelno, r.getMessage()) for r in records] == [
         (
             logging.WARNING,

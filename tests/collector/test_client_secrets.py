@@ -8,22 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import date
+from datetime import date, datetime
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
-from collector.client import ClientOptions, RunwayClient
-from collector.errors import (
+from runway_costs.collector.client import ClientOptions, RunwayClient
+from runway_costs.collector.errors import (
     ApiError,
     AuthError,
     BadRequestError,
     ResponseFormatError,
     RetryExhaustedError,
 )
+from runway_costs.core.clock import fixed_clock
 
 CANARY = "key_SECRET_CANARY_7f3a9c1e5b"
+
+CLOCK = fixed_clock(datetime(2026, 11, 24, 12, 0))
 
 
 def echo(code: int, content_type: str = "application/json") -> httpx.Response:
@@ -109,6 +112,7 @@ def test_key_absent_from_errors_repr_and_logs(
         options=ClientOptions(max_attempts=3),
         transport=httpx.MockTransport(handler),
         sleep=no_sleep,
+        clock=CLOCK,
     )
 
     async def go() -> None:
@@ -133,7 +137,7 @@ def test_key_absent_from_errors_repr_and_logs(
 def test_a_key_unfit_for_a_header_is_refused_without_echoing_it() -> None:
     bad = "key_SECRET_CANARY\nInjected: 1"
     with pytest.raises(ValueError) as err:
-        RunwayClient("prod", "https://api.example.test", SecretStr(bad))
+        RunwayClient("prod", "https://api.example.test", SecretStr(bad), clock=CLOCK)
     assert str(err.value) == (
         "organization 'prod': API key is empty or contains characters not allowed in an HTTP header"
     )
@@ -141,7 +145,7 @@ def test_a_key_unfit_for_a_header_is_refused_without_echoing_it() -> None:
 
 
 def test_repr_shows_org_and_url_only() -> None:
-    client = RunwayClient("prod", "https://api.example.test/", SecretStr(CANARY))
+    client = RunwayClient("prod", "https://api.example.test/", SecretStr(CANARY), clock=CLOCK)
     assert repr(client) == "RunwayClient(org='prod', base_url='https://api.example.test')"
     assert CANARY not in repr(vars(client))
     asyncio.run(client.aclose())

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from sandbox.server import SandboxServer
+from runway_costs.sandbox.server import SandboxServer
 from tests.collector.support import REPO
 
 pytestmark = pytest.mark.integration

@@ -11,10 +11,11 @@ from datetime import date, timedelta
 
 import pytest
 
-from analytics.db import connect_reader
-from collector.cycle import run_cycle_sync
-from collector.store import write_session
-from sandbox.server import SandboxServer
+from runway_costs.analytics.db import connect_reader
+from runway_costs.collector.cycle import run_cycle_sync
+from runway_costs.collector.store import write_session
+from runway_costs.core.clock import fixed_clock
+from runway_costs.sandbox.server import SandboxServer
 from tests.collector.support import (
     consistency_problems,
     runs_per_org,
@@ -68,7 +69,7 @@ def test_kill_9_mid_cycle_leaves_last_committed_state(tmp_db, delay):
         # the next cycle completes normally and the data is exactly the world's
         clock = sb.world.now()
         today = clock.date()
-        result = run_cycle_sync(settings_for(sb, tmp_db), today=today)
+        result = run_cycle_sync(settings_for(sb, tmp_db), clock=fixed_clock(clock))
         assert result.ok, [r.error for r in result.failed]
         first = today - timedelta(days=90)
         for org in [o["name"] for o in sb.orgs]:

@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import threading
 from contextlib import closing
-from datetime import date
+from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from pydantic import SecretStr
 
-from analytics.db import connect_reader
-from collector.cycle import plan_usage, run_cycle_sync
-from runway_costs.config import OrgConfig
-from runway_costs.dbfiles import snapshot_path
-from sandbox.server import SandboxServer
+from runway_costs.analytics.db import connect_reader
+from runway_costs.collector.cycle import plan_usage, run_cycle_sync
+from runway_costs.core.clock import fixed_clock
+from runway_costs.core.config import OrgConfig
+from runway_costs.core.files import snapshot_path
+from runway_costs.sandbox.server import SandboxServer
 from tests.collector.support import (
     consistency_problems,
     dump,
@@ -23,6 +24,7 @@ from tests.collector.support import (
     truth,
     usage_rows,
 )
+from tests.conftest import SANDBOX_CLOCK
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +42,7 @@ def test_plan_usage_backfill_refresh_and_gap():
 
 
 def test_backfill_lands_90_days_equal_to_the_world(sandbox, tmp_db):
-    result = run_cycle_sync(settings_for(sandbox, tmp_db), today=TODAY)
+    result = run_cycle_sync(settings_for(sandbox, tmp_db), clock=SANDBOX_CLOCK)
     assert [(r.org, r.status, r.http_calls) for r in result.orgs] == [
         ("studio", "ok", 3),  # organization + usage [08-26, 11-24) + usage [11-24, 11-25)
         ("agency", "ok", 3),
@@ -71,11 +73,11 @@ def test_backfill_lands_90_days_equal_to_the_world(sandbox, tmp_db):
 def test_idempotent_then_revised_day_replaced(tmp_db):
     with SandboxServer(seed=7, now="2026-11-24T12:00:00Z") as sb:
         settings = settings_for(sb, tmp_db)
-        run_cycle_sync(settings, today=TODAY)
+        run_cycle_sync(settings, clock=SANDBOX_CLOCK)
         first = dump(tmp_db)
         first_snapshot = dump(snapshot_path(tmp_db))
         sb.reset_stats()
-        second_result = run_cycle_sync(settings, today=TODAY)
+        second_result = run_cycle_sync(settings, clock=SANDBOX_CLOCK)
         assert dump(tmp_db) == first
         assert dump(snapshot_path(tmp_db)) == first_snapshot == first
         assert [r.rows_changed for r in second_result.orgs] == [0, 0, 0]
@@ -92,7 +94,7 @@ def test_idempotent_then_revised_day_replaced(tmp_db):
 
         # the next morning: yesterday's half day is revised to the full day, today appears
         sb.set_now("2026-11-25T06:00:00Z")
-        run_cycle_sync(settings, today=date(2026, 11, 25))
+        run_cycle_sync(settings, clock=fixed_clock(datetime(2026, 11, 25, 6, 0)))
         studio = {(d, m): c for d, m, c in usage_rows(tmp_db, "studio")}
         assert studio[(date(2026, 11, 24), "gen4.5")] == 1032  # was 516 at 12:00
         assert usage_rows(tmp_db, "studio") == truth(sb, "studio", FIRST, date(2026, 11, 25))
@@ -111,7 +113,9 @@ def test_idempotent_then_revised_day_replaced(tmp_db):
 
 def test_failing_org_does_not_stop_the_others(sandbox, tmp_db):
     bad = OrgConfig(name="x", api_key=SecretStr("key_wrong"), base_url=sandbox.base_url)
-    result = run_cycle_sync(settings_for(sandbox, tmp_db, ["indie"], extra=[bad]), today=TODAY)
+    result = run_cycle_sync(
+        settings_for(sandbox, tmp_db, ["indie"], extra=[bad]), clock=SANDBOX_CLOCK
+    )
     assert [(r.org, r.status, r.error) for r in result.orgs] == [
         ("indie", "ok", None),
         ("x", "failed", "organization 'x': API key rejected (401)"),
@@ -169,7 +173,7 @@ def test_missing_required_field_fails_that_org_and_writes_nothing(sandbox, tmp_d
             base_url=f"http://127.0.0.1:{server.server_address[1]}",
         )
         result = run_cycle_sync(
-            settings_for(sandbox, tmp_db, ["agency"], extra=[broken]), today=TODAY
+            settings_for(sandbox, tmp_db, ["agency"], extra=[broken]), clock=SANDBOX_CLOCK
         )
     finally:
         server.shutdown()
@@ -193,11 +197,11 @@ def test_missing_required_field_fails_that_org_and_writes_nothing(sandbox, tmp_d
 def test_snapshot_and_usage_kinds_call_only_their_endpoint(tmp_db):
     with SandboxServer(seed=7, now="2026-11-24T12:00:00Z") as sb:
         settings = settings_for(sb, tmp_db, ["indie"])
-        run_cycle_sync(settings, "snapshot", today=TODAY)
+        run_cycle_sync(settings, "snapshot", clock=SANDBOX_CLOCK)
         assert sb.stats()["requests"]["indie"] == {"/v1/organization": 1}
         assert usage_rows(tmp_db, "indie") == []
         sb.reset_stats()
-        result = run_cycle_sync(settings, "usage", today=TODAY)
+        result = run_cycle_sync(settings, "usage", clock=SANDBOX_CLOCK)
         assert result.orgs[0].backfill  # no usage yet: the usage job backfills
         assert sb.stats()["requests"]["indie"] == {"/v1/organization/usage": 2}
         assert usage_rows(tmp_db, "indie") == truth(sb, "indie", FIRST, TODAY)

@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 from rich.console import Console
 
-from analytics.db import connect_reader
-from runway_costs.demo import key_env_name, run_demo
-from tests.collector.support import utc_today
+from runway_costs.analytics.db import connect_reader
+from runway_costs.cli.demo import key_env_name, run_demo
+from tests.conftest import SANDBOX_AT, SANDBOX_CLOCK
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,10 @@ def test_demo_backfills_every_org_then_schedules_until_stopped(tmp_path):
     stop = threading.Event()
     codes: list[int] = []
     thread = threading.Thread(
-        target=lambda: codes.append(run_demo(tmp_path, out=out, stop_event=stop)), daemon=True
+        target=lambda: codes.append(
+            run_demo(tmp_path, out=out, stop_event=stop, clock=SANDBOX_CLOCK)
+        ),
+        daemon=True,
     )
     thread.start()
     deadline = time.monotonic() + 120
@@ -39,7 +42,7 @@ def test_demo_backfills_every_org_then_schedules_until_stopped(tmp_path):
     assert 'api_key_env = "RUNWAY_COSTS_DEMO_KEY_STUDIO"' in config
     assert "key_" not in config.replace("api_key_env", "")  # names the variables, not keys
     assert key_env_name("studio-2") == "RUNWAY_COSTS_DEMO_KEY_STUDIO_2"
-    today = utc_today()
+    today = SANDBOX_AT.date()
     with closing(connect_reader(tmp_path / "demo.duckdb")) as con:
         spans = con.execute(
             "SELECT org, min(date), max(date), count(DISTINCT date) FROM daily_usage "

@@ -17,10 +17,10 @@ from datetime import date, datetime, timedelta
 import pytest
 from pydantic import SecretStr
 
-from collector.client import ClientOptions, RunwayClient
-from collector.errors import AuthError, RetryExhaustedError
-from collector.models import CallStats, OrgSnapshot, UsageWindow
-from sandbox.server import SandboxServer
+from runway_costs.collector.client import ClientOptions, RunwayClient
+from runway_costs.collector.errors import AuthError, RetryExhaustedError
+from runway_costs.collector.models import CallStats, OrgSnapshot, UsageWindow
+from runway_costs.sandbox.server import SandboxServer
 
 pytestmark = pytest.mark.integration
 
@@ -145,7 +145,7 @@ def test_429_storm_retries_honour_retry_after_then_exhaust(
     assert out.server["statuses"] == {org: {"429": 7, "200": 1}}
     assert out.server["faults"] == {org: {"rate_limit": 7}}
     # Retry-After: 1 was honoured as the wait, capped at backoff_max (0.05 s)
-    waits = [r.getMessage() for r in caplog.records if r.name == "collector.client"]
+    waits = [r.getMessage() for r in caplog.records if r.name == "runway_costs.collector.client"]
     assert len(waits) == 6
     assert all(w.endswith("failed (HTTP 429); retrying in 0.050s") for w in waits)
     assert key not in caplog.text
@@ -186,7 +186,7 @@ def test_slow_responses_past_the_timeout_are_retried(baseline: tuple[str, Outcom
 def test_dropped_connections_are_retried(
     baseline: tuple[str, Outcome], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="collector.client")
+    caplog.set_level(logging.WARNING, logger="runway_costs.collector.client")
     org, base = baseline
     out, key = faulted("drop:n=2", org)
     assert out.snapshot == base.snapshot
@@ -194,7 +194,7 @@ def test_dropped_connections_are_retried(
     assert out.stats == CallStats(http_calls=4, retries=2)
     assert out.server["requests"] == {org: {ORG_PATH: 3, USAGE_PATH: 1}}
     assert out.server["faults"] == {org: {"drop": 2}}
-    causes = [r.getMessage() for r in caplog.records if r.name == "collector.client"]
+    causes = [r.getMessage() for r in caplog.records if r.name == "runway_costs.collector.client"]
     assert len(causes) == 2
     # the client saw a transport failure, not an HTTP status
     assert all("(RemoteProtocolError" in c or "(ReadError" in c for c in causes)

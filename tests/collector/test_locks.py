@@ -8,13 +8,18 @@ import sys
 
 import pytest
 
-from collector.locks import SchedulerAlreadyRunning, WriteLockTimeout, scheduler_lock, write_lock
+from runway_costs.collector.locks import (
+    SchedulerAlreadyRunning,
+    WriteLockTimeout,
+    scheduler_lock,
+    write_lock,
+)
 from tests.collector.support import REPO
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from collector.locks import scheduler_lock, write_lock
+from runway_costs.collector.locks import scheduler_lock, write_lock
 lock = write_lock if sys.argv[2] == "write" else scheduler_lock
 with lock(Path(sys.argv[1])):
     print("held", flush=True)

@@ -13,13 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from analytics.db import NoDataError, connect_reader
-from collector.locks import SchedulerAlreadyRunning, scheduler_lock
-from collector.scheduler import run_scheduler
-from sandbox.server import SandboxServer
+from runway_costs.analytics.db import NoDataError, connect_reader
+from runway_costs.collector.locks import SchedulerAlreadyRunning, scheduler_lock
+from runway_costs.collector.scheduler import run_scheduler
+from runway_costs.core.clock import NOW_ENV, fixed_clock, parse_instant
+from runway_costs.sandbox.server import SandboxServer
 from tests.collector.support import REPO, cli, consistency_problems, settings_for, write_config
 
 pytestmark = pytest.mark.integration
+
+# Sandbox and scheduler share one pinned instant (a month's last minute), whatever the date.
+PINNED = "2027-02-28T23:59:00Z"
+PINNED_CLOCK = fixed_clock(parse_instant(PINNED, "PINNED"))
 
 
 def _kinds(db: Path) -> dict[str, int]:
@@ -43,7 +48,7 @@ def _wait_for(predicate, what: str, limit: float = 90) -> None:
 
 
 def test_schedule_runs_jobs_refuses_second_and_stops_on_sigterm(tmp_path):
-    with SandboxServer(seed=7, now=None) as sb:
+    with SandboxServer(seed=7, now=PINNED) as sb:
         db = tmp_path / "runway.duckdb"
         cfg = tmp_path / "orgs.toml"
         env = write_config(cfg, sb, ["indie", "agency"])
@@ -65,14 +70,16 @@ def test_schedule_runs_jobs_refuses_second_and_stops_on_sigterm(tmp_path):
             stderr=subprocess.PIPE,
             text=True,
             cwd=REPO,
-            env={**os.environ, **env, "COLUMNS": "200"},
+            env={**os.environ, **env, "COLUMNS": "200", NOW_ENV: PINNED},
         )
         try:
             _wait_for(
                 lambda: _kinds(db).get("snapshot", 0) >= 4 and _kinds(db).get("usage", 0) >= 2,
                 "snapshot and usage jobs",
             )
-            second = cli("schedule", "--config", str(cfg), "--db", str(db), env=env)
+            second = cli(
+                "schedule", "--config", str(cfg), "--db", str(db), env={**env, NOW_ENV: PINNED}
+            )
             assert second.returncode == 2
             assert f"a scheduler is already running on {db} (pid {proc.pid})" in second.stderr
             stats = sb.stats()["requests"]
@@ -98,20 +105,22 @@ def test_schedule_runs_jobs_refuses_second_and_stops_on_sigterm(tmp_path):
 
 
 def test_after_cycle_errors_are_swallowed_and_lock_refuses_second(tmp_path):
-    with SandboxServer(seed=7, now=None) as sb:
+    with SandboxServer(seed=7, now=PINNED) as sb:
         db = tmp_path / "runway.duckdb"
         settings = settings_for(sb, db, ["indie"], snapshot_minutes=0.01, usage_minutes=0.5)
         calls: list[str] = []
         stop = threading.Event()
 
-        def hook(s) -> None:
+        def hook(s, _clock) -> None:
             calls.append(s.orgs[0].name)
             if len(calls) >= 3:
                 stop.set()
             raise RuntimeError("alert channel down")
 
         thread = threading.Thread(
-            target=run_scheduler, args=(settings,), kwargs={"after_cycle": hook, "stop_event": stop}
+            target=run_scheduler,
+            args=(settings,),
+            kwargs={"after_cycle": hook, "stop_event": stop, "clock": PINNED_CLOCK},
         )
         thread.start()
         try:
@@ -119,7 +128,7 @@ def test_after_cycle_errors_are_swallowed_and_lock_refuses_second(tmp_path):
             with pytest.raises(
                 SchedulerAlreadyRunning, match=r"a scheduler is already running on .* \(pid \d+\)"
             ):
-                run_scheduler(settings, stop_event=threading.Event())
+                run_scheduler(settings, clock=PINNED_CLOCK, stop_event=threading.Event())
         finally:
             thread.join(timeout=90)
             stop.set()

@@ -7,8 +7,8 @@ from datetime import date, datetime
 import duckdb
 import pytest
 
-from collector.models import ModelState, OrgSnapshot, UsageRow, UsageWindow
-from collector.store import (
+from runway_costs.collector.models import ModelState, OrgSnapshot, UsageRow, UsageWindow
+from runway_costs.collector.store import (
     RunRecord,
     last_usage_dates,
     rebuild_model_daily,
@@ -16,7 +16,7 @@ from collector.store import (
     write_org_result,
     write_session,
 )
-from runway_costs.dbfiles import snapshot_path
+from runway_costs.core.files import snapshot_path
 
 T0 = datetime(2026, 11, 24, 12, 0, 0)
 T1 = datetime(2026, 11, 24, 12, 15, 0)

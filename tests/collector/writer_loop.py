@@ -19,8 +19,9 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
-from collector.cycle import run_cycle_sync
-from runway_costs.config import CollectionConfig, OrgConfig, Settings
+from runway_costs.collector.cycle import run_cycle_sync
+from runway_costs.core.clock import fixed_clock
+from runway_costs.core.config import CollectionConfig, OrgConfig, Settings
 
 
 def main() -> None:
@@ -45,7 +46,7 @@ def main() -> None:
     while args.cycles == 0 or n < args.cycles:
         stamp = clock.isoformat() + "Z"
         httpx.post(f"{args.base_url}/_sandbox/clock", json={"now": stamp}, timeout=10)
-        result = run_cycle_sync(settings, today=clock.date())
+        result = run_cycle_sync(settings, clock=fixed_clock(clock))
         if not result.ok:
             print("failed " + "; ".join(r.error or "" for r in result.failed), flush=True)
         n += 1

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runway_costs.config import DEFAULT_BASE_URL, ConfigError, load_settings
+from runway_costs.core.config import DEFAULT_BASE_URL, ConfigError, load_settings
 
 KEY = "key_CANARY_0123456789abcdef"
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
-from collector.cycle import run_cycle_sync
-from runway_costs.config import CollectionConfig, OrgConfig, Settings
+from runway_costs.collector.cycle import run_cycle_sync
+from runway_costs.core.config import CollectionConfig, OrgConfig, Settings
+from tests.conftest import SANDBOX_CLOCK
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).with_name("runway-costs")
@@ -49,7 +50,7 @@ def collect_sandbox(sandbox, db: Path) -> None:
         for o in sandbox.orgs
     )
     settings = Settings(db_path=db, orgs=orgs, collection=CollectionConfig(timeout_seconds=10))
-    result = run_cycle_sync(settings, today=SANDBOX_TODAY)
+    result = run_cycle_sync(settings, clock=SANDBOX_CLOCK)
     assert result.ok, result.failed
 
 

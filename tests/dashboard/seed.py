@@ -12,9 +12,9 @@ from pathlib import Path
 
 import duckdb
 
-from collector.store import rebuild_model_daily
+from runway_costs.collector.store import rebuild_model_daily
 
-SCHEMA = Path(__file__).resolve().parents[2] / "collector" / "schema.sql"
+SCHEMA = Path(__file__).resolve().parents[2] / "runway_costs" / "collector" / "schema.sql"
 
 # (org, date, model, credits)
 USAGE = [
@@ -129,7 +129,9 @@ def add_quiet_org(path: Path) -> None:
         con.close()
 
 
-ALERTS_SCHEMA = Path(__file__).resolve().parents[2] / "analytics" / "alerts_schema.sql"
+ALERTS_SCHEMA = (
+    Path(__file__).resolve().parents[2] / "runway_costs" / "analytics" / "alerts_schema.sql"
+)
 
 
 def add_alerts(path: Path) -> None:

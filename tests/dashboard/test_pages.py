@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics import db as analytics_db
-from collector.store import rebuild_model_daily
+from runway_costs.analytics import db as analytics_db
+from runway_costs.collector.store import rebuild_model_daily
+from tests.conftest import SANDBOX_AT
 from tests.dashboard import seed
 
 
@@ -346,7 +347,7 @@ def test_database_being_written_shows_a_helpful_state(
 
 def test_fresh_collection_shows_no_stale_warning(app_for, tmp_path: Path) -> None:
     db = tmp_path / "fresh.duckdb"
-    seed.create(db, last_success=datetime.utcnow() - timedelta(minutes=10))
+    seed.create(db, last_success=SANDBOX_AT - timedelta(minutes=10))  # the pinned clock
     at = app_for(db).run()
     no_exception(at)
     assert any(t.startswith("Last successful collection") for t in texts(at, "success"))
@@ -419,7 +420,7 @@ def test_test_notification_reaches_a_real_webhook(app_for, seeded_db: Path, tmp_
 def test_page_data_is_cached_until_a_new_collection(app_for, seeded_db: Path, monkeypatch):
     import functools
 
-    from analytics import views
+    from runway_costs.analytics import views
 
     calls = []
     original = views.overview
@@ -431,7 +432,7 @@ def test_page_data_is_cached_until_a_new_collection(app_for, seeded_db: Path, mo
 
     monkeypatch.setattr(views, "overview", counted)
     # "now" (to the minute) is part of the key: hold it so a minute boundary cannot interfere
-    monkeypatch.setattr("dashboard.ui.utc_now", lambda: datetime(2025, 3, 21, 8, 0))
+    monkeypatch.setattr("runway_costs.dashboard.ui.utc_now", lambda: datetime(2025, 3, 21, 8, 0))
     at = app_for(seeded_db).run()
     assert metrics(at)["Balance (credits)"] == "24,300"
     at.run()
@@ -447,7 +448,7 @@ def test_page_data_is_cached_until_a_new_collection(app_for, seeded_db: Path, mo
 
 
 def test_cache_lifetime_is_the_collection_interval(app_for, seeded_db, tmp_path, monkeypatch):
-    from dashboard import data
+    from runway_costs.dashboard import data
 
     config = tmp_path / "intervals.toml"
     config.write_text("[collection]\nsnapshot_minutes = 5\nusage_minutes = 60\n", "utf-8")
@@ -456,8 +457,8 @@ def test_cache_lifetime_is_the_collection_interval(app_for, seeded_db, tmp_path,
 
 
 def test_spend_groups_small_models_as_other(seeded_db: Path) -> None:
-    from analytics import views
-    from runway_costs.config import Settings
+    from runway_costs.analytics import views
+    from runway_costs.core.config import Settings
 
     with views.reader(seeded_db) as con:
         spend = views.spend(

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dashboard import serve
-from dashboard.auth import check_password
 from runway_costs.cli.main import app
+from runway_costs.dashboard import serve
+from runway_costs.dashboard.auth import check_password
 
 PASSWORD_ENV = "RUNWAY_COSTS_DASHBOARD_PASSWORD"
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from rich.console import Console
 
-from runway_costs import demo
-from runway_costs.dbfiles import snapshot_path
+from runway_costs.cli import demo
+from runway_costs.core.files import snapshot_path
 from tests.dashboard.live import cli_server
 
 pytestmark = pytest.mark.integration

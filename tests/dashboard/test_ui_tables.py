@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from dashboard.ui import _column_config
+from runway_costs.dashboard.ui import _column_config
 
 
 def test_known_columns_get_readable_labels_and_integers_thousands_separators():

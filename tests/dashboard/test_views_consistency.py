@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from analytics import forecast, views
-from runway_costs.config import Settings
+from runway_costs.analytics import forecast, views
+from runway_costs.core.config import Settings
+from tests.conftest import SANDBOX_AT
 from tests.dashboard.live import collect_sandbox
 
 pytestmark = pytest.mark.integration
@@ -22,7 +22,7 @@ def test_batched_outlook_matches_forecast_org(sandbox, tmp_path: Path) -> None:
     with views.reader(db) as con:
         orgs = tuple(views.known_orgs(con, settings))
         assert orgs == ("agency", "indie", "studio")
-        overview = views.overview(con, settings, views.Scope(orgs, True), datetime.utcnow())
+        overview = views.overview(con, settings, views.Scope(orgs, True), SANDBOX_AT)
         at = views.as_of_time(overview.status)
         assert overview.per_org["org"].to_list() == list(orgs)  # the loop below covers all
         # indie spends close to its 10,000-credit cap: the one whose cap binds first

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from analytics.rates import RateTable, load_rates
+from runway_costs.analytics.rates import RateTable, load_rates
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_PLAN = REPO / "data" / "sample-plan.csv"

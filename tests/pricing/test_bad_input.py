@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from analytics.plan import PlanError, read_plan
-from analytics.rates import RateError, RateTable, load_rates
-from analytics.tiertable import TierError, load_tiers
+from runway_costs.analytics.plan import PlanError, read_plan
+from runway_costs.analytics.rates import RateError, RateTable, load_rates
+from runway_costs.analytics.tiertable import TierError, load_tiers
 from runway_costs.cli.main import app
 
 

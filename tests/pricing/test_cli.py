@@ -118,7 +118,7 @@ def test_rates_from_config_and_flag(runner: CliRunner, write, tmp_path: Path) ->
     # --rates wins over the config
     result = price(
         runner, str(plan), "--json", "--config", str(config), "--rates",
-        str(Path(__file__).resolve().parents[2] / "data" / "rates.toml"),
+        str(Path(__file__).resolve().parents[2] / "runway_costs" / "data" / "rates.toml"),
     )  # fmt: skip
     assert json.loads(result.stdout)["total"]["credits_max"] == 120
 

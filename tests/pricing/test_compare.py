@@ -13,10 +13,10 @@ from datetime import date
 
 from typer.testing import CliRunner
 
-from analytics.compare import alternatives, cheapest
-from analytics.plan import plan_from_records
-from analytics.pricing import price_plan
-from analytics.rates import RateTable
+from runway_costs.analytics.compare import alternatives, cheapest
+from runway_costs.analytics.plan import plan_from_records
+from runway_costs.analytics.pricing import price_plan
+from runway_costs.analytics.rates import RateTable
 from runway_costs.cli.main import app
 from tests.pricing.conftest import SAMPLE_PLAN
 

@@ -17,22 +17,27 @@ from __future__ import annotations
 
 import json
 from contextlib import closing
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from analytics.db import connect_reader
-from analytics.feasibility import FeasibilityError, feasibility_for_org, feasibility_for_tier
-from analytics.plan import plan_from_records
-from analytics.pricing import price_plan
-from analytics.rates import RateTable
-from analytics.tiertable import load_tiers
+from runway_costs.analytics.db import connect_reader
+from runway_costs.analytics.feasibility import (
+    FeasibilityError,
+    feasibility_for_org,
+    feasibility_for_tier,
+)
+from runway_costs.analytics.plan import plan_from_records
+from runway_costs.analytics.pricing import price_plan
+from runway_costs.analytics.rates import RateTable
+from runway_costs.analytics.tiertable import load_tiers
 from runway_costs.cli.main import app
+from tests.conftest import SANDBOX_AT
 
-SCHEMA = Path(__file__).resolve().parents[2] / "collector" / "schema.sql"
+SCHEMA = Path(__file__).resolve().parents[2] / "runway_costs" / "collector" / "schema.sql"
 AS_OF = datetime(2026, 11, 24, 12, 0)
 PLAN = [
     {"model": "gen4.5", "count": 100, "seconds": 5},
@@ -90,7 +95,7 @@ def seed(db: Path, *, runs: bool = True, at: datetime = AS_OF) -> None:
 
 @pytest.fixture
 def priced(rates: RateTable):
-    return price_plan(plan_from_records(PLAN, rates), rates)
+    return price_plan(plan_from_records(PLAN, rates), rates, AS_OF.date())
 
 
 def by_model(feas) -> dict[str, dict]:
@@ -213,7 +218,7 @@ def test_tier_table(write) -> None:
 
 
 def test_cli_org_feasibility(tmp_path: Path, write) -> None:
-    yesterday = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1)
+    yesterday = SANDBOX_AT - timedelta(days=1)  # the suite pins the CLI's clock at SANDBOX_AT
     db = tmp_path / "runway.duckdb"
     seed(db, runs=False, at=yesterday)  # every row is in the past
     plan = write("plan.json", json.dumps(PLAN))

@@ -10,9 +10,9 @@ from datetime import date
 import polars as pl
 import pytest
 
-from analytics.plan import plan_from_records
-from analytics.pricing import price_plan, summarize
-from analytics.rates import RateTable, load_rates
+from runway_costs.analytics.plan import plan_from_records
+from runway_costs.analytics.pricing import price_plan, summarize
+from runway_costs.analytics.rates import RateTable, load_rates
 
 ON = date(2026, 11, 24)
 

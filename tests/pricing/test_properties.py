@@ -9,9 +9,9 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics.plan import plan_from_records
-from analytics.pricing import price_plan, summarize
-from analytics.rates import load_rates
+from runway_costs.analytics.plan import plan_from_records
+from runway_costs.analytics.pricing import price_plan, summarize
+from runway_costs.analytics.rates import load_rates
 
 RATES = load_rates()
 ON = date(2026, 11, 24)

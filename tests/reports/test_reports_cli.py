@@ -10,12 +10,13 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from analytics.db import NoDataError, connect_reader
-from collector.cycle import run_cycle_sync
-from collector.models import UsageRow, UsageWindow
-from collector.store import RunRecord, write_org_result, write_session
+from runway_costs.analytics.db import NoDataError, connect_reader
 from runway_costs.cli.main import app
+from runway_costs.collector.cycle import run_cycle_sync
+from runway_costs.collector.models import UsageRow, UsageWindow
+from runway_costs.collector.store import RunRecord, write_org_result, write_session
 from tests.collector.support import settings_for
+from tests.conftest import SANDBOX_CLOCK
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -24,7 +25,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def db(sandbox, tmp_path_factory):
     path = tmp_path_factory.mktemp("reports") / "runway.duckdb"
-    result = run_cycle_sync(settings_for(sandbox, path), today=date(2026, 11, 24))
+    result = run_cycle_sync(settings_for(sandbox, path), clock=SANDBOX_CLOCK)
     assert result.ok
     return path
 

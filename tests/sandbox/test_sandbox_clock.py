@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from sandbox.server import SandboxServer
+from runway_costs.sandbox.server import SandboxServer
 from tests.sandbox.wire import headers
 
 pytestmark = pytest.mark.integration

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from sandbox.faults import Action, FaultSpecError, parse_faults
-from sandbox.server import SandboxServer
+from runway_costs.sandbox.faults import Action, FaultSpecError, parse_faults
+from runway_costs.sandbox.server import SandboxServer
 from tests.sandbox.wire import headers
 
 pytestmark = pytest.mark.integration

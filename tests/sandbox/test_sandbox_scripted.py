@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from sandbox.server import SandboxServer
-from sandbox.world import OrgSpec, World
+from runway_costs.sandbox.server import SandboxServer
+from runway_costs.sandbox.world import OrgSpec, World
 from tests.sandbox.wire import headers
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from sandbox.world import World, default_specs
+from runway_costs.sandbox.world import World, default_specs
 
 NOW = "2026-11-24T12:00:00Z"
 TODAY = date(2026, 11, 24)

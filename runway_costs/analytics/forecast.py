@@ -1,0 +1,445 @@
+"""Where the credits are going: month-end spend, run-out date and 30-day-cap date.
+
+Method (small, dependency-free beyond numpy, and backtested in ``analytics.backtest``):
+
+1. The daily net spend of the last ``HISTORY_DAYS`` complete days (zero-filled).
+2. Weekday factors: the median ratio of each weekday to its centred 7-day mean (a trend is
+   not a weekday effect), shrunk toward 1 while fewer than four weeks are known (spend has
+   a weekly rhythm: weekends are quieter).
+3. A level, the mean of the deseasonalized days (bursts are real spend, so they are kept),
+   and a Theil-Sen trend over them (a burst or a refund day cannot tilt it), shrunk by its
+   standard error so that a flat but noisy history gets a flat forecast, and damped
+   (``TREND_DAMPING`` per day) so it never runs away.
+4. Day ``d`` is forecast as ``(level + trend(d)) * factor[weekday(d)]``, never below 0.
+5. The 80% interval of a sum of the next ``H`` days comes from the method's own errors:
+   for every past origin with ``H`` known days after it, the ratio actual/forecast; its
+   10th and 90th percentiles scale the forecast. With too few origins, the in-sample
+   residual spread (robust SD * sqrt(H)) is used instead.
+
+Today is partial: the day's spend so far is kept and the rest of it is forecast at the
+fraction of the UTC day still to come. Run-out: the first day the balance, minus the
+forecast spend, reaches zero if nothing is bought. Cap-bound: buying just in time what
+the forecast spending needs, the first day the purchases of a rolling 30-day window
+(reconstructed past ones included) would exceed ``maxMonthlyCreditSpend``.
+
+Public API:
+
+- ``DailyModel.fit(values, last_day) -> DailyModel``; ``model.predict(start, days) -> ndarray``
+- ``month_end(history, as_of, interval=True) -> MonthEnd`` from a (date, credits) frame
+- ``month_end_forecast(con, org, as_of, model=None) -> MonthEnd`` (``model``: one model's
+  spend, e.g. for a per-model budget)
+- ``forecast_org(con, settings, org, as_of) -> OrgForecast``; ``OrgForecast.to_json()``
+- ``forecast_all(con, settings, as_of, orgs=None) -> list[OrgForecast]``
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from runway_costs.analytics.purchases import (
+    balances_observed_since,
+    describe_purchases,
+    org_state,
+    purchases_daily,
+)
+from runway_costs.analytics.spend import known_orgs, query, spend_summary
+from runway_costs.core.config import Settings
+
+__all__ = [
+    "DailyModel",
+    "MonthEnd",
+    "OrgForecast",
+    "forecast_all",
+    "forecast_org",
+    "month_end",
+    "month_end_forecast",
+]
+
+HISTORY_DAYS = 56  # eight weeks feed the weekday factors
+MIN_TREND_DAYS = 14  # no trend from less than two weeks
+TREND_SE_MULTIPLE = 2.0  # a trend smaller than ~2 standard errors is shrunk to nothing
+MIN_ORIGINS = 8  # past origins needed before the interval uses empirical errors
+MIN_ORIGIN_HISTORY = 14  # days of history a past origin needs
+TREND_DAMPING = 0.9  # per day: the trend adds at most ~9 days' worth of slope
+HORIZON_DAYS = 180  # run-out and cap-bound dates are searched this far ahead
+Z80 = 1.2816  # two-sided 80% normal quantile, for the fallback interval
+
+
+def _days_in_month(day: date) -> int:
+    return calendar.monthrange(day.year, day.month)[1]
+
+
+def _month_last(day: date) -> date:
+    return day.replace(day=_days_in_month(day))
+
+
+@dataclass(frozen=True, slots=True)
+class DailyModel:
+    """A fitted weekday-aware level-and-trend model of daily net spend."""
+
+    last_day: date
+    level: float  # deseasonalized spend per day at ``last_day``
+    slope: float  # credits per day per day (Theil-Sen, before damping)
+    factors: tuple[float, ...]  # Monday..Sunday, mean 1
+    residual_sd: float  # robust SD of in-sample daily residuals
+
+    @classmethod
+    def fit(cls, values: np.ndarray, last_day: date) -> DailyModel:
+        """Fit on complete days ending at ``last_day`` (oldest first)."""
+        y = np.asarray(values, dtype=float)[-HISTORY_DAYS:]
+        n = len(y)
+        if n == 0:
+            return cls(last_day, 0.0, 0.0, (1.0,) * 7, 0.0)
+        first = last_day - timedelta(days=n - 1)
+        weekdays = (np.arange(n) + first.weekday()) % 7
+        factors = _weekday_factors(y, weekdays)
+        z = y / factors[weekdays]
+        t = np.arange(n, dtype=float)
+        slope = _theil_sen(z) if n >= MIN_TREND_DAYS else 0.0
+        resid_z = z - slope * t
+        resid_z -= np.median(resid_z)
+        sigma = 1.4826 * float(np.median(np.abs(resid_z)))
+        if slope != 0.0:
+            # Keep only the part of the trend the noise cannot explain (shrinkage by its
+            # standard error): a flat history gets a flat forecast.
+            se = sigma / float(np.sqrt(np.sum((t - t.mean()) ** 2)))
+            slope *= max(0.0, 1 - (TREND_SE_MULTIPLE * se / abs(slope)) ** 2)
+        level = float(np.mean(z)) + slope * (n - 1) / 2
+        fitted = (level - slope * t[::-1]) * factors[weekdays]
+        resid = y - fitted
+        resid_sd = 1.4826 * float(np.median(np.abs(resid - np.median(resid))))
+        return cls(last_day, level, slope, tuple(float(f) for f in factors), resid_sd)
+
+    def predict(self, start: date, days: int) -> np.ndarray:
+        """Forecast spend for ``days`` consecutive days from ``start`` (after last_day)."""
+        if days <= 0:
+            return np.zeros(0)
+        ahead = (start - self.last_day).days + np.arange(days)
+        damped = TREND_DAMPING * (1 - TREND_DAMPING**ahead) / (1 - TREND_DAMPING)
+        base = np.maximum(self.level + self.slope * damped, 0.0)
+        weekdays = (np.arange(days) + start.weekday()) % 7
+        return base * np.asarray(self.factors)[weekdays]
+
+
+def _weekday_factors(y: np.ndarray, weekdays: np.ndarray) -> np.ndarray:
+    """Median ratio of each weekday to its centred 7-day mean (so a trend is not mistaken
+    for a weekday effect), shrunk toward 1 while fewer than four weeks are known."""
+    if len(y) < 14:
+        return np.ones(7)
+    clipped = np.maximum(y, 0.0)
+    centred = np.convolve(clipped, np.ones(7) / 7, mode="valid")  # centred on days 3..n-4
+    days = weekdays[3 : len(y) - 3]
+    ok = centred > 0
+    if not ok.any():
+        return np.ones(7)
+    ratios = clipped[3 : len(y) - 3][ok] / centred[ok]
+    medians = _medians_by_weekday(ratios, days[ok])
+    weight = min(1.0, len(y) / 28)
+    factors = np.maximum(1 + weight * (medians / medians.mean() - 1), 0.05)
+    return factors / factors.mean()
+
+
+def _medians_by_weekday(values: np.ndarray, weekdays: np.ndarray) -> np.ndarray:
+    """np.median of ``values`` per weekday 0..6 (1.0 where a weekday has none), in one
+    sort instead of seven median calls: the forecast interval refits dozens of times."""
+    order = np.lexsort((values, weekdays))
+    ordered = values[order]
+    counts = np.bincount(weekdays, minlength=7)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    has = counts > 0
+    lo = starts + np.maximum(counts - 1, 0) // 2
+    hi = starts + counts // 2
+    out = np.ones(7)
+    out[has] = (ordered[lo[has]] + ordered[hi[has]]) / 2
+    return out
+
+
+@lru_cache(maxsize=8)
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(n, k=1)
+
+
+def _theil_sen(z: np.ndarray) -> float:
+    """Median of pairwise slopes: a trend that a burst or a refund day cannot tilt."""
+    i, j = _pairs(len(z))
+    return float(np.median((z[j] - z[i]) / (j - i)))
+
+
+@dataclass(frozen=True, slots=True)
+class MonthEnd:
+    """Month-end net spend forecast at ``as_of``, with its 80% interval."""
+
+    as_of: datetime
+    month_to_date: int  # spend so far this month, today's partial figure included
+    low: int
+    mid: int
+    high: int
+
+
+def _series(history: pl.DataFrame, today: date) -> tuple[np.ndarray, date, int]:
+    """Complete days (zero-filled, oldest first) before ``today``, and today's partial."""
+    if history.is_empty():
+        return np.zeros(0), today - timedelta(days=1), 0
+    hist = history.group_by("date").agg(pl.col("credits").sum())
+    partial = int(hist.filter(pl.col("date") == today)["credits"].sum())
+    past = hist.filter(pl.col("date") < today)
+    if past.is_empty():
+        return np.zeros(0), today - timedelta(days=1), partial
+    first = past["date"].min()
+    last = today - timedelta(days=1)
+    days = pl.DataFrame({"date": pl.date_range(first, last, "1d", eager=True)})
+    filled = days.join(past, on="date", how="left").fill_null(0).sort("date")
+    return filled["credits"].to_numpy().astype(float), last, partial
+
+
+def _day_fraction(as_of: datetime) -> float:
+    return (as_of - datetime.combine(as_of.date(), time())).total_seconds() / 86400
+
+
+def _future(model: DailyModel, as_of: datetime, partial: int, days: int) -> np.ndarray:
+    """Spend still to come from ``as_of``: the rest of today, then whole days."""
+    today = as_of.date()
+    pred = model.predict(today, days)
+    if len(pred):
+        pred[0] = pred[0] * (1 - _day_fraction(as_of))
+    return pred
+
+
+def _interval(y: np.ndarray, last_day: date, horizon: int, mid_rest: float) -> tuple[float, float]:
+    """80% bounds for the spend of the next ``horizon`` days (see the module docstring)."""
+    if horizon <= 0 or mid_rest <= 0:
+        return mid_rest, mid_rest
+    origins = range(MIN_ORIGIN_HISTORY, len(y) - horizon + 1)
+    ratios = []
+    for s in origins:  # one small fit per past origin (a few dozen), not a loop over rows
+        past_last = last_day - timedelta(days=len(y) - s)
+        m = DailyModel.fit(y[:s], past_last)
+        pred = float(m.predict(past_last + timedelta(days=1), horizon).sum())
+        if pred > 0:
+            ratios.append(float(y[s : s + horizon].sum()) / pred)
+    if len(ratios) >= MIN_ORIGINS:
+        lo, hi = np.quantile(np.asarray(ratios), [0.1, 0.9])
+        return mid_rest * min(float(lo), 1.0), mid_rest * max(float(hi), 1.0)
+    m = DailyModel.fit(y, last_day)
+    half = Z80 * m.residual_sd * np.sqrt(horizon)
+    return max(mid_rest - half, 0.0), mid_rest + half
+
+
+def month_end(history: pl.DataFrame, as_of: datetime, interval: bool = True) -> MonthEnd:
+    """Month-end forecast from a (date, credits) frame; rows after ``as_of`` are ignored."""
+    today = as_of.date()
+    y, last_day, partial = _series(history, today)
+    month_first = today.replace(day=1)
+    mtd_complete = int(
+        history.filter((pl.col("date") >= month_first) & (pl.col("date") < today))["credits"].sum()
+    )
+    model = DailyModel.fit(y, last_day)
+    remaining = (_month_last(today) - today).days + 1
+    rest = float(_future(model, as_of, partial, remaining).sum())
+    mtd = mtd_complete + partial
+    lo, hi = _interval(y, last_day, remaining, rest) if interval else (rest, rest)
+    return MonthEnd(as_of, mtd, round(mtd + lo), round(mtd + rest), round(mtd + hi))
+
+
+def _history(
+    con: duckdb.DuckDBPyConnection, org: str, as_of: datetime, model: str | None = None
+) -> pl.DataFrame:
+    return query(
+        con,
+        """
+        SELECT date, CAST(SUM(credits) AS BIGINT) AS credits FROM daily_usage
+        WHERE org = $org AND date <= $today AND date > $since
+          AND ($model IS NULL OR model = $model)
+        GROUP BY date ORDER BY date
+        """,
+        {
+            "org": org,
+            "today": as_of.date(),
+            # HISTORY_DAYS for the fit plus the longest horizon for the interval origins.
+            "since": as_of.date() - timedelta(days=HISTORY_DAYS + 62),
+            "model": model,
+        },
+    )
+
+
+def month_end_forecast(
+    con: duckdb.DuckDBPyConnection, org: str, as_of: datetime, model: str | None = None
+) -> MonthEnd:
+    """Month-end net spend of ``org`` (or of one of its models) forecast at ``as_of``."""
+    return month_end(_history(con, org, as_of, model), as_of)
+
+
+@dataclass(frozen=True)
+class OrgForecast:
+    """Everything ``runway-costs forecast`` reports for one organization."""
+
+    org: str
+    as_of: datetime
+    balance_credits: int | None
+    cap_credits: int | None
+    spend_today_credits: int
+    spend_mtd_credits: int
+    spend_30d_credits: int
+    purchases_30d_credits: int
+    month_end: MonthEnd
+    daily_rate_credits: int  # mean forecast spend per day over the next 7 days
+    runout_date: date | None
+    cap_bound_date: date | None
+    cap_peak_30d_credits: int | None  # most a 30-day window must buy in the next 30 days
+    credit_usd: float = 0.01
+    daily: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False, compare=False)
+    # purchases_30d_credits covers only the days whose purchases are known (see
+    # analytics.purchases): how many, from when, and when balances were first collected
+    purchases_observed_days: int = 0
+    purchases_observed_since: datetime | None = None
+    balances_observed_since: datetime | None = None
+
+    @property
+    def purchases_text(self) -> str:
+        """The bought figure with its window ("0 since ... UTC"), never a bare 0."""
+        return describe_purchases(
+            self.purchases_30d_credits,
+            self.purchases_observed_days,
+            self.purchases_observed_since,
+            self.balances_observed_since,
+        )
+
+    def usd(self, credits: int | None) -> float | None:
+        return None if credits is None else round(credits * self.credit_usd, 2)
+
+    def to_json(self) -> dict:
+        """The documented JSON shape (credits as integers, USD alongside, ISO dates)."""
+        me = self.month_end
+        return {
+            "org": self.org,
+            "as_of": self.as_of.isoformat(timespec="seconds") + "Z",
+            "balance_credits": self.balance_credits,
+            "cap_credits": self.cap_credits,
+            "spend_today_credits": self.spend_today_credits,
+            "spend_mtd_credits": self.spend_mtd_credits,
+            "spend_30d_credits": self.spend_30d_credits,
+            "purchases_30d_credits": self.purchases_30d_credits,
+            "month_end_forecast": {"low": me.low, "mid": me.mid, "high": me.high},
+            "month_end_forecast_usd": {
+                "low": self.usd(me.low),
+                "mid": self.usd(me.mid),
+                "high": self.usd(me.high),
+            },
+            "daily_rate_credits": self.daily_rate_credits,
+            "runout_date": self.runout_date.isoformat() if self.runout_date else None,
+            "cap_bound_date": self.cap_bound_date.isoformat() if self.cap_bound_date else None,
+            "cap_peak_30d_credits": self.cap_peak_30d_credits,
+            "balance_usd": self.usd(self.balance_credits),
+            "spend_mtd_usd": self.usd(self.spend_mtd_credits),
+            "spend_30d_usd": self.usd(self.spend_30d_credits),
+            "purchases_30d_usd": self.usd(self.purchases_30d_credits),
+            # purchases_30d_* cover only these observed days; null since: none known
+            "purchases_observed_days": self.purchases_observed_days,
+            "purchases_observed_since": _iso(self.purchases_observed_since),
+            "balances_observed_since": _iso(self.balances_observed_since),
+        }
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat(timespec="seconds") + "Z"
+
+
+def _first_day(mask: np.ndarray, start: date) -> date | None:
+    hits = np.flatnonzero(mask)
+    return start + timedelta(days=int(hits[0])) if len(hits) else None
+
+
+def outlook_dates(
+    future: np.ndarray,
+    balance: int | None,
+    cap: int | None,
+    past_buys: np.ndarray,
+    today: date,
+) -> tuple[date | None, date | None, int | None]:
+    """(run-out date, cap-bound date, peak 30-day purchases) from forecast daily spend.
+
+    Run-out: the first day cumulative spend reaches the balance if nothing is bought.
+    Cap-bound: buying just in time whatever spend needs beyond the balance, the first day
+    the purchases of a rolling 30-day window (the last 29 days' reconstructed purchases,
+    ``past_buys`` ending today, included) would exceed the cap. Pure, so the dashboard's
+    batched overview and ``forecast_org`` give the same dates.
+    """
+    if balance is None:
+        return None, None, None
+    spent = np.cumsum(future)
+    runout = today if balance <= 0 else _first_day(spent >= balance, today)
+    if cap is None or cap <= 0:
+        return runout, None, None
+    need = np.maximum(spent - max(balance, 0), 0.0)
+    buys = np.diff(need, prepend=0.0)
+    past_buys = np.asarray(past_buys, dtype=float)
+    series = np.concatenate([past_buys[:-1], past_buys[-1:] + buys[:1], buys[1:]])
+    window = np.convolve(series, np.ones(30), mode="full")[29 : len(series)]
+    return runout, _first_day(window > cap, today), round(float(window[:30].max()))
+
+
+def forecast_org(
+    con: duckdb.DuckDBPyConnection, settings: Settings, org: str, as_of: datetime
+) -> OrgForecast:
+    """Month-end spend, run-out and cap-bound dates for ``org`` at ``as_of`` (naive UTC)."""
+    today = as_of.date()
+    history = _history(con, org, as_of)
+    me = month_end(history, as_of)
+    y, last_day, partial = _series(history, today)
+    model = DailyModel.fit(y, last_day)
+    future = _future(model, as_of, partial, HORIZON_DAYS)
+    days = pl.date_range(today, today + timedelta(days=HORIZON_DAYS - 1), "1d", eager=True)
+
+    state = org_state(con, as_of, [org])
+    balance = int(state["balance_credits"][0]) if state.height else None
+    cap = int(state["cap_credits"][0]) if state.height else None
+    summary = spend_summary(con, today, [org], settings.credit_usd).row(0, named=True)
+    past = purchases_daily(con, [org], today - timedelta(days=29), today)
+    purchases_30d = int(past["purchases"].sum())
+    known_days = past.filter(pl.col("purchases").is_not_null())["date"]
+    began = balances_observed_since(con, [org])["balances_observed_since"]
+
+    runout, cap_bound, cap_peak = outlook_dates(
+        future, balance, cap, past["purchases"].fill_null(0).to_numpy(), today
+    )
+    return OrgForecast(
+        org=org,
+        as_of=as_of,
+        balance_credits=balance,
+        cap_credits=cap,
+        spend_today_credits=int(summary["today_credits"]),
+        spend_mtd_credits=int(summary["mtd_credits"]),
+        spend_30d_credits=int(summary["rolling_30d_credits"]),
+        purchases_30d_credits=purchases_30d,
+        month_end=me,
+        daily_rate_credits=round(float(model.predict(today, 7).mean())),
+        runout_date=runout,
+        cap_bound_date=cap_bound,
+        cap_peak_30d_credits=cap_peak,
+        credit_usd=settings.credit_usd,
+        daily=pl.DataFrame({"date": days, "credits_mid": future}),
+        purchases_observed_days=known_days.len(),
+        purchases_observed_since=(
+            datetime.combine(known_days.min(), time()) if known_days.len() else None
+        ),
+        balances_observed_since=began[0] if began.len() else None,
+    )
+
+
+def forecast_all(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    as_of: datetime,
+    orgs: Sequence[str] | None = None,
+) -> list[OrgForecast]:
+    """One forecast per organization (configured ones, else every one in the database)."""
+    names = list(orgs) if orgs is not None else known_orgs(con)
+    return [forecast_org(con, settings, name, as_of) for name in names]

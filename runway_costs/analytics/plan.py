@@ -1,0 +1,633 @@
+"""Plans: read a CSV or JSON plan file, check every row against the rate table, type it.
+
+A plan is rows of planned jobs (fields in ``PLAN_FIELDS``). Bad input must be fixed before
+anything is priced, so validation collects ALL problems (up to ``MAX_ERRORS``) with the
+file's own line numbers (the CSV header is line 1; JSON rows by index and line) and a
+suggestion where one exists, then raises ``PlanError``. Checks run as polars expressions
+over the whole plan; Python only parses the file and builds suggestions per distinct value.
+
+Public API:
+- ``read_plan(path: Path, rates: RateTable) -> pl.DataFrame``          (raises PlanError)
+- ``plan_from_records(records: list[dict], rates: RateTable, source: str = "<plan>")
+  -> pl.DataFrame``  (the dashboard's planner: rows as dicts, same checks)
+- ``PLAN_COLUMNS``: the typed frame's columns, the input of ``analytics.pricing.price_plan``.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from runway_costs.analytics.rates import RateTable
+
+PLAN_FIELDS = (
+    "model",
+    "count",
+    "seconds",
+    "resolution",
+    "ratio",
+    "audio",
+    "characters",
+    "text",
+    "label",
+    "date",
+    "endpoint",
+)
+ALIASES = {"duration": "seconds"}  # accepted as the field it names
+HINTS = {  # not accepted, but suggested
+    "quantity": "count",
+    "qty": "count",
+    "n": "count",
+    "secs": "seconds",
+    "length": "seconds",
+    "chars": "characters",
+    "project": "label",
+    "campaign": "label",
+    "res": "resolution",
+    "aspect": "ratio",
+    "aspect_ratio": "ratio",
+}
+PLAN_SCHEMA: dict[str, pl.DataType] = {
+    "line": pl.Int64(),
+    "row": pl.Int64(),
+    "label": pl.String(),
+    "model": pl.String(),
+    "count": pl.Int64(),
+    "seconds": pl.Float64(),
+    "resolution": pl.String(),
+    "ratio": pl.String(),
+    "audio": pl.Boolean(),
+    "characters": pl.Int64(),
+    "endpoint": pl.String(),
+    "date": pl.Date(),
+}
+PLAN_COLUMNS = tuple(PLAN_SCHEMA)
+MAX_ERRORS = 50
+TRUE_WORDS = ("true", "yes", "y", "1")
+FALSE_WORDS = ("false", "no", "n", "0")
+
+
+@dataclass(frozen=True, slots=True)
+class PlanIssue:
+    """One problem: where (file line, JSON row index) and what, naming the field."""
+
+    line: int | None
+    row: int | None
+    message: str
+
+    def where(self, json_rows: bool) -> str:
+        if json_rows and self.row is not None:
+            return f"row {self.row}" + (f" (line {self.line})" if self.line else "")
+        return f"line {self.line}" if self.line is not None else ""
+
+
+class PlanError(Exception):
+    """The plan cannot be priced; ``issues`` lists every problem found (capped)."""
+
+    def __init__(
+        self, source: str, issues: list[PlanIssue], *, json_rows: bool = False, omitted: int = 0
+    ):
+        self.source = source
+        self.issues = issues[:MAX_ERRORS]
+        self.total = len(issues) + omitted
+        self.json_rows = json_rows
+        super().__init__(self.render())
+
+    def lines(self) -> list[str]:
+        out = []
+        for issue in self.issues:
+            where = issue.where(self.json_rows)
+            out.append(
+                f"{self.source}: {where}: {issue.message}"
+                if where
+                else f"{self.source}: {issue.message}"
+            )
+        if self.total > len(self.issues):
+            out.append(f"{self.source}: ... and {self.total - len(self.issues)} more problems")
+        return out
+
+    def render(self) -> str:
+        return "\n".join(self.lines())
+
+
+def read_plan(path: Path, rates: RateTable) -> pl.DataFrame:
+    """Read a plan file (CSV or JSON, by extension then content) and return the typed plan."""
+    path = Path(path)
+    source = str(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise PlanError(source, [PlanIssue(None, None, "file does not exist")]) from None
+    except OSError as exc:
+        raise PlanError(source, [PlanIssue(None, None, f"cannot read: {exc.strerror}")]) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        byte = data[exc.start]
+        raise PlanError(
+            source,
+            [PlanIssue(line, None, f"not UTF-8 text (byte 0x{byte:02x}); save the plan as UTF-8")],
+        ) from None
+    if not text.strip():
+        raise PlanError(source, [PlanIssue(None, None, "the plan is empty (no header, no rows)")])
+    suffix = path.suffix.lower()
+    is_json = suffix == ".json" or (suffix != ".csv" and text.lstrip()[:1] in "[{")
+    try:
+        parsed = _parse_json(text) if is_json else _parse_csv(text)
+    except PlanError as exc:
+        raise PlanError(source, exc.issues, json_rows=is_json) from None
+    return _validate(source, *parsed, rates, json_rows=is_json)
+
+
+def plan_from_records(
+    records: list[dict[str, Any]], rates: RateTable, source: str = "<plan>"
+) -> pl.DataFrame:
+    """Check and type plan rows given as dicts (row numbers are 1-based indexes)."""
+    columns, lines, rows, issues = _from_objects(records, [None] * len(records))
+    return _validate(source, columns, lines, rows, issues, rates, json_rows=True)
+
+
+# ------------------------------------------------------------------------------ parsing
+
+
+def _parse_csv(text: str) -> tuple[dict[str, list], list[int | None], list[int], list[PlanIssue]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    issues: list[PlanIssue] = []
+    try:
+        header = next(reader)
+    except (StopIteration, csv.Error) as exc:
+        raise PlanError("<plan>", [PlanIssue(1, None, f"unreadable CSV header: {exc}")]) from None
+    header = [h.strip() for h in header]
+    if len(header) == 1:
+        for delim, name in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
+            if delim in header[0]:
+                issues.append(
+                    PlanIssue(
+                        1,
+                        None,
+                        f"the header is {name}-separated, not "
+                        f"comma-separated; save the plan as CSV with commas",
+                    )
+                )
+                return {}, [], [], issues
+    names = _column_names(header, 1, None, issues)
+    cols: dict[str, list] = {name: [] for name in names if name}
+    lines: list[int | None] = []
+    rows: list[int] = []
+    start = reader.line_num + 1
+    try:
+        for fields in reader:
+            line = start
+            start = reader.line_num + 1
+            if not fields or all(not f.strip() for f in fields):
+                continue
+            if len(fields) != len(header):
+                issues.append(
+                    PlanIssue(
+                        line,
+                        None,
+                        f"has {len(fields)} fields but the header "
+                        f"has {len(header)} (a delimiter or quoting problem?)",
+                    )
+                )
+                continue
+            lines.append(line)
+            rows.append(len(rows) + 1)
+            for name, value in zip(names, fields, strict=True):
+                if name:
+                    value = value.strip()
+                    cols[name].append(value if value else None)
+    except csv.Error as exc:
+        issues.append(PlanIssue(reader.line_num, None, f"unreadable CSV: {exc}"))
+    return cols, lines, rows, issues
+
+
+def _column_names(
+    header: list[str], line: int | None, row: int | None, issues: list[PlanIssue]
+) -> list[str | None]:
+    """Map header names to plan fields; unknown or duplicate names become issues (None)."""
+    names: list[str | None] = []
+    seen: set[str] = set()
+    for raw in header:
+        key = raw.strip().lower()
+        field = ALIASES.get(key, key)
+        if field not in PLAN_FIELDS:
+            issues.append(PlanIssue(line, row, f"column {raw!r} is unknown{_suggest_field(key)}"))
+            names.append(None)
+        elif field in seen:
+            issues.append(PlanIssue(line, row, f"column {raw!r} appears twice ({field})"))
+            names.append(None)
+        else:
+            seen.add(field)
+            names.append(field)
+    return names
+
+
+def _suggest_field(key: str) -> str:
+    if key in HINTS:
+        return f"; did you mean {HINTS[key]!r}?"
+    close = difflib.get_close_matches(key, PLAN_FIELDS + tuple(ALIASES), n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {ALIASES.get(close[0], close[0])!r}?"
+    return f" (plan fields: {', '.join(PLAN_FIELDS)})"
+
+
+def _parse_json(text: str) -> tuple[dict[str, list], list[int | None], list[int], list[PlanIssue]]:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlanError(
+            "<plan>", [PlanIssue(exc.lineno, None, f"invalid JSON (column {exc.colno}): {exc.msg}")]
+        ) from None
+    records = doc.get("rows") if isinstance(doc, dict) else doc
+    if not isinstance(records, list):
+        raise PlanError(
+            "<plan>",
+            [PlanIssue(1, None, 'JSON plan must be a list of row objects or {"rows": [...]}')],
+        )
+    return _from_objects(records, _element_lines(text, len(records)))
+
+
+def _element_lines(text: str, n: int) -> list[int | None]:
+    """Line where each row object starts, found by decoding the rows array element by element."""
+    match = re.match(r"\s*\[", text) or re.search(r'"rows"\s*:\s*\[', text)
+    if match is None:
+        return [None] * n
+    decoder = json.JSONDecoder()
+    skip = re.compile(r"[\s,]*")
+    pos, line, last, out = match.end(), 1, 0, []
+    try:
+        while len(out) < n:
+            pos = skip.match(text, pos).end()
+            line += text.count("\n", last, pos)
+            last = pos
+            out.append(line)
+            _, pos = decoder.raw_decode(text, pos)
+    except (json.JSONDecodeError, AttributeError):
+        return [None] * n
+    return out
+
+
+def _from_objects(
+    records: list[Any], lines: list[int | None]
+) -> tuple[dict[str, list], list[int | None], list[int], list[PlanIssue]]:
+    issues: list[PlanIssue] = []
+    cols: dict[str, list] = {name: [] for name in PLAN_FIELDS}
+    reported: set[str] = set()
+    for i, (rec, line) in enumerate(zip(records, lines, strict=True)):
+        if not isinstance(rec, dict):
+            issues.append(PlanIssue(line, i + 1, "a row must be an object of field: value"))
+            rec = {}
+        norm = {}
+        for key, value in rec.items():
+            name = ALIASES.get(str(key).strip().lower(), str(key).strip().lower())
+            if name not in PLAN_FIELDS:
+                if key not in reported:  # each unknown field once, where first seen
+                    reported.add(key)
+                    issues.append(
+                        PlanIssue(
+                            line,
+                            i + 1,
+                            f"field {key!r} is unknown{_suggest_field(str(key).lower())}",
+                        )
+                    )
+            elif isinstance(value, dict | list):
+                issues.append(PlanIssue(line, i + 1, f"{name}: must be a single value"))
+            else:
+                norm[name] = value
+        for name in PLAN_FIELDS:
+            cols[name].append(_scalar_text(norm.get(name)))
+    return cols, list(lines), list(range(1, len(records) + 1)), issues
+
+
+def _scalar_text(value: Any) -> str | None:
+    if value is None or isinstance(value, dict | list):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value).strip()
+    return text or None
+
+
+# ------------------------------------------------------------------------------ checks
+
+
+def _model_frame(rates: RateTable) -> pl.DataFrame:
+    """One row per model: what validation needs to know about it."""
+    res_variant = set(
+        rates.prices.filter(pl.col("resolution").is_not_null())["model"].unique().to_list()
+    )
+    infos = list(rates.models.values())
+    return pl.DataFrame(
+        {
+            "model": [m.name for m in infos],
+            "_per": [m.per for m in infos],
+            "_durations": [list(m.durations) if m.durations else None for m in infos],
+            "_durations_text": [_durations_text(m.durations) for m in infos],
+            "_audio_mode": [m.audio for m in infos],
+            "_endpoints": [list(m.endpoints) for m in infos],
+            "_res_variant": [m.name in res_variant for m in infos],
+        },
+        schema={
+            "model": pl.String,
+            "_per": pl.String,
+            "_durations": pl.List(pl.Float64),
+            "_durations_text": pl.String,
+            "_audio_mode": pl.String,
+            "_endpoints": pl.List(pl.String),
+            "_res_variant": pl.Boolean,
+        },
+    )
+
+
+def _durations_text(durations: tuple[float, ...] | None) -> str | None:
+    if not durations:
+        return None
+    values = sorted(durations)
+    shown = [f"{v:g}" for v in values]
+    if len(values) == 1:
+        return f"only {shown[0]} s"
+    if all(b - a == 1 for a, b in zip(values, values[1:], strict=False)):
+        return f"{shown[0]}–{shown[-1]} s"
+    return f"{', '.join(shown[:-1])} or {shown[-1]} s"
+
+
+def _suggestions(values: list[str], choices: list[str]) -> dict[str, str]:
+    """Closest known choice per distinct bad value (case-insensitive), '' when none."""
+    lowered = {c.lower(): c for c in choices}
+    out = {}
+    for v in values:
+        close = difflib.get_close_matches(v.lower(), list(lowered), n=1, cutoff=0.6)
+        out[v] = lowered[close[0]] if close else ""
+    return out
+
+
+def _validate(
+    source: str,
+    columns: dict[str, list],
+    lines: list[int | None],
+    rows: list[int],
+    issues: list[PlanIssue],
+    rates: RateTable,
+    *,
+    json_rows: bool,
+) -> pl.DataFrame:
+    if (
+        not json_rows
+        and "model" not in columns
+        and not any("separated" in i.message for i in issues)
+    ):
+        issues.append(PlanIssue(1, None, "no 'model' column: every row needs a model"))
+        raise PlanError(source, issues, json_rows=json_rows)
+    if not rows and not issues:
+        issues.append(PlanIssue(None, None, "the plan has no rows"))
+    if not rows:
+        raise PlanError(source, issues, json_rows=json_rows)
+
+    raw = pl.DataFrame(
+        {
+            "line": lines,
+            "row": rows,
+            **{f: columns.get(f) or [None] * len(rows) for f in PLAN_FIELDS},
+        },
+        schema={"line": pl.Int64, "row": pl.Int64, **{f: pl.String for f in PLAN_FIELDS}},
+    )
+    typed, found, omitted = _check_rows(raw, rates)
+    issues.extend(found)
+    if issues:
+        issues.sort(key=lambda i: (i.line or 0, i.row or 0))
+        raise PlanError(source, issues, json_rows=json_rows, omitted=omitted)
+    return typed
+
+
+def _check_rows(raw: pl.DataFrame, rates: RateTable) -> tuple[pl.DataFrame, list[PlanIssue], int]:
+    """Every per-row check as one vectorized pass; returns the typed plan and the problems."""
+    c = pl.col
+    known_models = list(rates.models)
+    unknown = (
+        raw.filter(c("model").is_not_null() & ~c("model").is_in(known_models))["model"]
+        .unique()
+        .to_list()
+    )
+    model_hint = _suggestions(unknown, known_models)
+    bad_res = (
+        raw.filter(c("resolution").is_not_null() & ~c("resolution").is_in(list(rates.resolutions)))[
+            "resolution"
+        ]
+        .unique()
+        .to_list()
+    )
+    res_hint = _suggestions(bad_res, list(rates.resolutions))
+    bad_ratio = (
+        raw.filter(c("ratio").is_not_null() & ~c("ratio").is_in(list(rates.ratios)))["ratio"]
+        .unique()
+        .to_list()
+    )
+    ratio_hint = _suggestions(bad_ratio, list(rates.ratios))
+    ratio_map = pl.DataFrame(
+        {"ratio": list(rates.ratios), "_ratio_res": list(rates.ratios.values())},
+        schema={"ratio": pl.String, "_ratio_res": pl.String},
+    )
+
+    df = (
+        raw.join(_model_frame(rates), on="model", how="left")
+        .join(ratio_map, on="ratio", how="left")
+        .with_columns(
+            _count_f=c("count").cast(pl.Float64, strict=False),
+            _seconds=c("seconds").cast(pl.Float64, strict=False),
+            _chars_f=c("characters").cast(pl.Float64, strict=False),
+            _text_len=c("text").str.len_chars(),
+            _audio_l=c("audio").str.to_lowercase(),
+            _date=c("date").str.to_date("%Y-%m-%d", strict=False),
+            _known=c("model").is_in(known_models),
+        )
+    )
+    known = c("_known")
+    per = c("_per")
+    checks: list[tuple[pl.Expr, pl.Expr]] = [
+        (c("model").is_null(), pl.lit("model: missing (every row needs a model)")),
+        (
+            c("model").is_not_null() & ~known,
+            pl.format(
+                "model '{}' is unknown{}",
+                c("model"),
+                c("model").replace_strict(
+                    {
+                        k: (
+                            f"; did you mean {v!r}?"
+                            if v
+                            else f" (known: {', '.join(sorted(known_models))})"
+                        )
+                        for k, v in model_hint.items()
+                    },
+                    default="",
+                    return_dtype=pl.String,
+                ),
+            ),
+        ),
+        (
+            c("count").is_not_null() & c("_count_f").is_null(),
+            pl.format("count: '{}' is not a number", c("count")),
+        ),
+        (
+            c("_count_f").is_not_null() & (c("_count_f") != c("_count_f").floor()),
+            pl.format("count: must be a whole number, got {}", c("count")),
+        ),
+        (c("_count_f") <= 0, pl.format("count: must be at least 1, got {}", c("count"))),
+        (
+            c("seconds").is_not_null() & c("_seconds").is_null(),
+            pl.format("seconds: '{}' is not a number", c("seconds")),
+        ),
+        (c("_seconds") <= 0, pl.format("seconds: must be positive, got {}", c("seconds"))),
+        (
+            known & (per == "second") & c("seconds").is_null(),
+            pl.format(
+                "seconds: missing duration; {} needs seconds{}",
+                c("model"),
+                pl.when(c("_durations_text").is_not_null())
+                .then(pl.format(" ({})", c("_durations_text")))
+                .otherwise(pl.lit("")),
+            ),
+        ),
+        (
+            known
+            & (c("_seconds") > 0)
+            & c("_durations").is_not_null()
+            & ~c("_durations").list.contains(c("_seconds")),
+            pl.format(
+                "seconds: {} accepts {}, got {}", c("model"), c("_durations_text"), c("seconds")
+            ),
+        ),
+        (
+            c("characters").is_not_null() & c("_chars_f").is_null(),
+            pl.format("characters: '{}' is not a number", c("characters")),
+        ),
+        (
+            c("_chars_f").is_not_null()
+            & ((c("_chars_f") < 1) | (c("_chars_f") != c("_chars_f").floor())),
+            pl.format("characters: must be a whole number >= 1, got {}", c("characters")),
+        ),
+        (
+            c("characters").is_not_null() & c("text").is_not_null(),
+            pl.lit("characters: give characters or text, not both"),
+        ),
+        (
+            known & (per == "character") & c("characters").is_null() & c("text").is_null(),
+            pl.format("characters: missing; {} needs characters or text", c("model")),
+        ),
+        (
+            c("resolution").is_not_null() & ~c("resolution").is_in(list(rates.resolutions)),
+            pl.format(
+                "resolution '{}' is unknown{}",
+                c("resolution"),
+                c("resolution").replace_strict(
+                    {
+                        k: (
+                            f"; did you mean {v!r}?"
+                            if v
+                            else f" (known: {', '.join(rates.resolutions)})"
+                        )
+                        for k, v in res_hint.items()
+                    },
+                    default="",
+                    return_dtype=pl.String,
+                ),
+            ),
+        ),
+        (
+            c("ratio").is_not_null() & c("_ratio_res").is_null(),
+            pl.format(
+                "ratio '{}' is unknown{}",
+                c("ratio"),
+                c("ratio").replace_strict(
+                    {
+                        k: (
+                            f"; did you mean {v!r}?"
+                            if v
+                            else " (known ratios are listed in the rate table's [ratios])"
+                        )
+                        for k, v in ratio_hint.items()
+                    },
+                    default="",
+                    return_dtype=pl.String,
+                ),
+            ),
+        ),
+        (
+            c("_ratio_res").is_not_null()
+            & c("resolution").is_not_null()
+            & (c("_ratio_res") != c("resolution")),
+            pl.format(
+                "ratio: {} is {}, but resolution says {}",
+                c("ratio"),
+                c("_ratio_res"),
+                c("resolution"),
+            ),
+        ),
+        (
+            c("_audio_l").is_not_null() & ~c("_audio_l").is_in(TRUE_WORDS + FALSE_WORDS),
+            pl.format("audio: must be true or false, got '{}'", c("audio")),
+        ),
+        (
+            known & c("_audio_l").is_in(TRUE_WORDS) & (c("_audio_mode") == "never"),
+            pl.format("audio: {} does not generate audio", c("model")),
+        ),
+        (
+            known & c("_audio_l").is_in(FALSE_WORDS) & (c("_audio_mode") == "always"),
+            pl.format("audio: {} always generates audio", c("model")),
+        ),
+        (
+            c("date").is_not_null() & c("_date").is_null(),
+            pl.format("date: '{}' is not a date (YYYY-MM-DD)", c("date")),
+        ),
+        (
+            known & c("endpoint").is_not_null() & ~c("_endpoints").list.contains(c("endpoint")),
+            pl.format(
+                "endpoint: {} serves {}, got '{}'",
+                c("model"),
+                c("_endpoints").list.join(", "),
+                c("endpoint"),
+            ),
+        ),
+    ]
+    found = pl.concat(
+        [
+            df.filter(cond.fill_null(False)).select("line", "row", msg.alias("message"))
+            for cond, msg in checks
+        ]
+    ).sort("line", "row", maintain_order=True)
+    issues = [
+        PlanIssue(r["line"], r["row"], r["message"])
+        for r in found.head(MAX_ERRORS).iter_rows(named=True)
+    ]
+    typed = df.select(
+        "line",
+        "row",
+        c("label"),
+        c("model"),
+        c("_count_f").fill_null(1).cast(pl.Int64, strict=False).alias("count"),
+        c("_seconds").alias("seconds"),
+        pl.coalesce(c("resolution"), c("_ratio_res")).alias("resolution"),
+        c("ratio"),
+        pl.when(c("_audio_l").is_in(TRUE_WORDS))
+        .then(True)
+        .when(c("_audio_l").is_in(FALSE_WORDS))
+        .then(False)
+        .otherwise(None)
+        .alias("audio"),
+        pl.coalesce(
+            c("_chars_f").cast(pl.Int64, strict=False), c("_text_len").cast(pl.Int64)
+        ).alias("characters"),
+        c("endpoint"),
+        c("_date").alias("date"),
+    )
+    return typed, issues, found.height - len(issues)

@@ -1,0 +1,223 @@
+"""Credit purchases, reconstructed, and the headroom left under the 30-day purchase cap.
+
+The API reports a balance, never the purchases; but a balance that rises more than the
+day's spending explains was topped up:
+
+    purchases(day) = max(0, balance_end(day) - balance_end(day - 1) + spend(day))
+
+``balance_end(day)`` is the step-function value of ``org_snapshots`` (a row only on change)
+at the end of that UTC day, and it is *known* only for a day on which a successful
+collection that reads the balance (kind ``full`` or ``snapshot``) finished: before
+collection started, or while it was stopped, a constant balance would otherwise look like
+purchases equal to spend. Unknown days give NULL purchases and count as 0 in sums; the
+``observed_days`` column says how much of the 30-day window was seen.
+
+So "bought in the last 30 days" is only a lower bound until 30 whole days are observed:
+right after a first backfill nothing is known, not 0. Wherever the figure is shown it
+comes with its window (``describe_purchases``): ``purchases_observed_since`` is the start
+(00:00 UTC) of the first window day whose purchases are known, ``balances_observed_since``
+when the first successful balance collection finished (a day's purchases need the balance
+at the end of the day before, so the first observed day itself is still unknown).
+
+Public API:
+
+- ``org_state(con, at, orgs=None) -> pl.DataFrame``
+  org, taken_at, balance_credits, cap_credits: the latest snapshot at or before ``at``.
+- ``purchases_daily(con, orgs, start, end) -> pl.DataFrame``
+  org, date, balance_end, spend, purchases (NULL where a balance is unknown).
+- ``purchase_headroom(con, as_of, orgs=None, credit_usd=0.01) -> pl.DataFrame``
+  org, balance_credits, cap_credits, purchases_30d_credits, headroom_credits,
+  cap_used_ratio, observed_days, purchases_observed_since, balances_observed_since and
+  ``*_usd`` - the window is ``as_of - 29 .. as_of``.
+- ``balances_observed_since(con, orgs) -> pl.DataFrame``: org, balances_observed_since.
+- ``describe_purchases(credits, observed_days, observed_since, balances_since=None) -> str``
+  e.g. "1,200", "0 since 2026-11-25 00:00 UTC (1 of 30 days known)", "unknown: ...".
+- ``purchases_window(observed_days, observed_since, balances_since=None) -> str``
+  the same without the number: "in the last 30 days", "since ...", "unknown ...".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+
+import duckdb
+import polars as pl
+
+from runway_costs.analytics.spend import known_orgs, query, usd
+
+__all__ = [
+    "WINDOW_DAYS",
+    "balances_observed_since",
+    "describe_purchases",
+    "org_state",
+    "purchase_headroom",
+    "purchases_daily",
+    "purchases_window",
+]
+
+WINDOW_DAYS = 30  # the API's rolling purchase-cap window
+
+
+def org_state(
+    con: duckdb.DuckDBPyConnection, at: datetime, orgs: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """Balance and cap in force at ``at`` (naive UTC) per org; orgs never seen are absent."""
+    return query(
+        con,
+        """
+        SELECT org, taken_at, credit_balance AS balance_credits,
+               max_monthly_credit_spend AS cap_credits
+        FROM org_snapshots
+        WHERE taken_at <= $at AND list_contains($orgs, org)
+        QUALIFY row_number() OVER (PARTITION BY org ORDER BY taken_at DESC) = 1
+        ORDER BY org
+        """,
+        {"at": at, "orgs": list(orgs) if orgs is not None else known_orgs(con)},
+    )
+
+
+def purchases_daily(
+    con: duckdb.DuckDBPyConnection, orgs: Sequence[str] | None, start: date, end: date
+) -> pl.DataFrame:
+    """Reconstructed purchases per org and day in [start, end] (see the module docstring)."""
+    return query(
+        con,
+        """
+        WITH o AS (SELECT unnest($orgs::VARCHAR[]) AS org),
+        days AS (
+            SELECT o.org, CAST(d.range AS DATE) AS date
+            FROM o CROSS JOIN range($start::DATE - INTERVAL 1 DAY,
+                                    $end::DATE + INTERVAL 1 DAY, INTERVAL 1 DAY) d),
+        -- Each day's last snapshot first: the ASOF join then sorts days, not every
+        -- 15-minute row (10x faster on a quarter of snapshots; same result).
+        snap AS (
+            SELECT org, CAST(taken_at AS DATE) AS date,
+                   arg_max(credit_balance, taken_at) AS credit_balance
+            FROM org_snapshots WHERE list_contains($orgs, org) GROUP BY org, date),
+        observed AS (
+            SELECT DISTINCT org, CAST(finished_at AS DATE) AS date FROM collection_runs
+            WHERE status = 'ok' AND kind IN ('full', 'snapshot')
+              AND list_contains($orgs, org)),
+        bal AS (
+            SELECT days.org, days.date,
+                   CASE WHEN observed.date IS NOT NULL THEN s.credit_balance END AS balance_end
+            FROM days
+            ASOF LEFT JOIN snap s
+                ON s.org = days.org AND days.date >= s.date
+            LEFT JOIN observed ON observed.org = days.org AND observed.date = days.date),
+        spend AS (
+            SELECT org, date, SUM(credits) AS spend FROM daily_usage
+            WHERE date BETWEEN $start AND $end AND list_contains($orgs, org)
+            GROUP BY org, date),
+        joined AS (
+            SELECT bal.org, bal.date, bal.balance_end,
+                   CAST(COALESCE(spend.spend, 0) AS BIGINT) AS spend,
+                   lag(bal.balance_end) OVER (PARTITION BY bal.org ORDER BY bal.date) AS prev
+            FROM bal LEFT JOIN spend ON spend.org = bal.org AND spend.date = bal.date)
+        SELECT org, date, balance_end, spend,
+               CAST(CASE WHEN balance_end - prev + spend > 0 THEN balance_end - prev + spend
+                    WHEN balance_end - prev + spend <= 0 THEN 0 END AS BIGINT) AS purchases
+        FROM joined WHERE date >= $start ORDER BY org, date
+        """,
+        {
+            "orgs": list(orgs) if orgs is not None else known_orgs(con),
+            "start": start,
+            "end": end,
+        },
+    )
+
+
+def purchase_headroom(
+    con: duckdb.DuckDBPyConnection,
+    as_of: date,
+    orgs: Sequence[str] | None = None,
+    credit_usd: float = 0.01,
+) -> pl.DataFrame:
+    """Rolling 30-day purchases against ``maxMonthlyCreditSpend``: what is left to buy."""
+    names = list(orgs) if orgs is not None else known_orgs(con)
+    window = purchases_daily(con, names, as_of - timedelta(days=WINDOW_DAYS - 1), as_of)
+    known = pl.col("purchases").is_not_null()
+    sums = window.group_by("org").agg(
+        purchases_30d_credits=pl.col("purchases").sum().cast(pl.Int64),
+        observed_days=known.sum().cast(pl.Int64),
+        purchases_observed_since=pl.col("date").filter(known).min().cast(pl.Datetime("us")),
+    )
+    state = org_state(con, datetime.combine(as_of + timedelta(days=1), time()), names)
+    frame = (
+        state.drop("taken_at")
+        .join(sums, on="org", how="left")
+        .join(balances_observed_since(con, names), on="org", how="left")
+        .with_columns(
+            pl.col("purchases_30d_credits").fill_null(0),
+            pl.col("observed_days").fill_null(0),
+        )
+        .with_columns(
+            headroom_credits=(pl.col("cap_credits") - pl.col("purchases_30d_credits")).clip(
+                lower_bound=0
+            ),
+            cap_used_ratio=pl.when(pl.col("cap_credits") > 0).then(
+                pl.col("purchases_30d_credits") / pl.col("cap_credits")
+            ),
+        )
+    )
+    return frame.with_columns(
+        balance_usd=usd(pl.col("balance_credits"), credit_usd),
+        cap_usd=usd(pl.col("cap_credits"), credit_usd),
+        purchases_30d_usd=usd(pl.col("purchases_30d_credits"), credit_usd),
+        headroom_usd=usd(pl.col("headroom_credits"), credit_usd),
+    ).sort("org")
+
+
+def balances_observed_since(
+    con: duckdb.DuckDBPyConnection, orgs: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """When each org's first successful balance-reading collection finished: nothing about
+    its purchases before then can be known. Orgs never collected are absent."""
+    return query(
+        con,
+        """
+        SELECT org, min(finished_at) AS balances_observed_since FROM collection_runs
+        WHERE status = 'ok' AND kind IN ('full', 'snapshot') AND org = ANY($orgs)
+        GROUP BY org ORDER BY org
+        """,
+        {"orgs": list(orgs) if orgs is not None else known_orgs(con)},
+    )
+
+
+def _utc(at: datetime | date) -> str:
+    if not isinstance(at, datetime):
+        at = datetime.combine(at, time())
+    return f"{at:%Y-%m-%d %H:%M} UTC"
+
+
+def purchases_window(
+    observed_days: int,
+    observed_since: datetime | date | None,
+    balances_since: datetime | None = None,
+) -> str:
+    """The span a "bought" figure covers, said plainly: the whole window, or since when
+    (the days before are unknown, not zero), or unknown altogether."""
+    if observed_days >= WINDOW_DAYS:
+        return f"in the last {WINDOW_DAYS} days"
+    if observed_days <= 0 or observed_since is None:
+        if balances_since is None:
+            return "unknown: no balance collected yet"
+        # a day's purchases need the balance at the end of the day before
+        return f"unknown: balances collected only since {_utc(balances_since)}"
+    return f"since {_utc(observed_since)} ({observed_days} of {WINDOW_DAYS} days known)"
+
+
+def describe_purchases(
+    credits: int | None,
+    observed_days: int,
+    observed_since: datetime | date | None,
+    balances_since: datetime | None = None,
+) -> str:
+    """A "bought, last 30 days" figure with its window: "1,200" when all 30 days are
+    known, "0 since 2026-11-25 00:00 UTC (1 of 30 days known)", or "unknown: ..."."""
+    window = purchases_window(observed_days, observed_since, balances_since)
+    if window.startswith("unknown"):
+        return window
+    number = f"{credits or 0:,}"
+    return number if observed_days >= WINDOW_DAYS else f"{number} {window}"

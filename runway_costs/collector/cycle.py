@@ -1,0 +1,347 @@
+"""One collection cycle: fetch every organization concurrently, then write each one.
+
+Fetching is async (httpx), bounded by ``collection.concurrency``; one organization's
+failure is recorded as its own failed run and never touches another's. Writing happens
+after all fetches, in the calling thread, under the write lock, one transaction per
+organization; then the snapshot is published. A stop request during the fetch abandons
+the cycle (nothing written); once writing starts it finishes, so no transaction is ever
+left half done.
+
+Public API:
+    run_cycle(settings, kind="full", *, clock, progress=None, stop_event=None)
+        -> CycleResult                                   (async)
+    run_cycle_sync(...)  -> CycleResult                   (same, for CLI and scheduler)
+    plan_usage(today, last_collected, refresh_days) -> tuple[date, date]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import threading
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Literal, ParamSpec, TypeVar
+
+import duckdb
+import httpx
+
+from runway_costs.collector.client import ClientOptions, RunwayClient, usage_windows
+from runway_costs.collector.errors import ApiError
+from runway_costs.collector.models import CallStats, OrgSnapshot, UsageWindow
+from runway_costs.collector.store import (
+    RunRecord,
+    last_usage_dates,
+    locked_connection,
+    write_failed_run,
+    write_org_result,
+    write_session,
+)
+from runway_costs.core.clock import Clock
+from runway_costs.core.config import OrgConfig, Settings
+
+log = logging.getLogger("runway_costs.collector.cycle")
+
+Kind = Literal["full", "snapshot", "usage"]
+KINDS: tuple[str, ...] = ("full", "snapshot", "usage")
+HISTORY_DAYS = 90  # how far back the API serves usage
+WRITE_LOCK_TIMEOUT = 60.0
+
+# progress(done_requests, planned_requests) after each organization's request completes
+Progress = Callable[[int, int], None]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class CycleAbandoned(Exception):
+    """A stop was requested while fetching: nothing of this cycle was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrgResult:
+    """What one organization's run did, as shown by ``collect`` and stored in collection_runs."""
+
+    org: str
+    status: str  # 'ok' | 'failed'
+    rows_changed: int
+    http_calls: int
+    retries: int
+    error: str | None = None
+    usage_start: date | None = None
+    usage_before: date | None = None
+    backfill: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CycleResult:
+    kind: str
+    orgs: tuple[OrgResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status == "ok" for r in self.orgs)
+
+    @property
+    def failed(self) -> tuple[OrgResult, ...]:
+        return tuple(r for r in self.orgs if r.status != "ok")
+
+
+@dataclass(slots=True)
+class OrgPlan:
+    org: OrgConfig
+    snapshot: bool
+    windows: list[tuple[date, date]]
+    backfill: bool
+
+    @property
+    def requests(self) -> int:
+        return int(self.snapshot) + len(self.windows)
+
+
+@dataclass(slots=True)
+class _Fetched:
+    plan: OrgPlan
+    started_at: datetime
+    finished_at: datetime | None = None
+    stats: CallStats = field(default_factory=CallStats)
+    snapshot: OrgSnapshot | None = None
+    usage: list[UsageWindow] = field(default_factory=list)
+    error: str | None = None
+
+
+def plan_usage(today: date, last_collected: date | None, refresh_days: int) -> tuple[date, date]:
+    """The usage range [start, before) to request for one organization.
+
+    First time: the whole history the API serves (today-90 through today). Later: the
+    last ``refresh_days`` days, reaching back further if the last collection is older
+    (collector was down), never past the API's 90-day limit.
+    """
+    earliest = today - timedelta(days=HISTORY_DAYS)
+    before = today + timedelta(days=1)
+    if last_collected is None:
+        return earliest, before
+    start = min(
+        today - timedelta(days=refresh_days - 1),
+        last_collected - timedelta(days=refresh_days - 1),
+    )
+    return max(start, earliest), before
+
+
+def _plans(settings: Settings, kind: str, today: date, last: dict[str, date]) -> list[OrgPlan]:
+    plans = []
+    for org in settings.orgs:
+        windows: list[tuple[date, date]] = []
+        if kind in ("full", "usage"):
+            start, before = plan_usage(today, last.get(org.name), settings.collection.refresh_days)
+            windows = usage_windows(start, before)
+        plans.append(
+            OrgPlan(
+                org=org,
+                snapshot=kind in ("full", "snapshot"),
+                windows=windows,
+                backfill=bool(windows) and org.name not in last,
+            )
+        )
+    return plans
+
+
+def _safe_error(exc: BaseException, org: OrgConfig) -> str:
+    """Error text for the run row and the console: never the key."""
+    if isinstance(exc, ApiError):
+        text = str(exc)
+    else:
+        text = f"organization '{org.name}': unexpected {type(exc).__name__}: {exc}"
+    key = org.api_key.get_secret_value()
+    return text.replace(key, "[redacted]") if key else text
+
+
+async def _fetch_org(
+    plan: OrgPlan,
+    options: ClientOptions,
+    http: httpx.AsyncClient,
+    tick: Callable[[], None],
+    clock: Clock,
+) -> _Fetched:
+    out = _Fetched(plan=plan, started_at=clock())
+    org = plan.org
+    try:
+        client = RunwayClient(
+            org.name, org.base_url, org.api_key, options=options, http=http, clock=clock
+        )
+    except ValueError as exc:
+        out.error = _safe_error(exc, org)
+        out.finished_at = clock()
+        return out
+    out.stats = client.stats
+    try:
+        async with client:
+            if plan.snapshot:
+                out.snapshot = await client.organization()
+                tick()
+            for start, before in plan.windows:
+                out.usage.append(await client.usage(start, before))
+                tick()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # one org's failure is its own: record it, go on
+        out.error = _safe_error(exc, org)
+        out.snapshot, out.usage = None, []
+        log.warning("%s", out.error)
+    out.finished_at = clock()
+    return out
+
+
+async def _fetch_all(
+    plans: Sequence[OrgPlan],
+    settings: Settings,
+    progress: Progress | None,
+    stop_event: threading.Event | None,
+    clock: Clock,
+) -> list[_Fetched]:
+    cfg = settings.collection
+    options = ClientOptions.from_config(cfg)
+    limit = asyncio.Semaphore(cfg.concurrency)
+    total = sum(p.requests for p in plans)
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    async def bounded(plan: OrgPlan, http: httpx.AsyncClient) -> _Fetched:
+        async with limit:
+            return await _fetch_org(plan, options, http, tick, clock)
+
+    limits = httpx.Limits(
+        max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency
+    )
+    async with httpx.AsyncClient(limits=limits, follow_redirects=False) as http:
+        gathered = asyncio.gather(*(bounded(p, http) for p in plans))
+        if stop_event is None:
+            return list(await gathered)
+        watcher = asyncio.ensure_future(_wait_stop(stop_event))
+        finished, _ = await asyncio.wait({gathered, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if gathered in finished:
+            watcher.cancel()
+            return list(gathered.result())
+        gathered.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await gathered
+        raise CycleAbandoned("stop requested while fetching; nothing written")
+
+
+async def _wait_stop(stop_event: threading.Event) -> None:
+    while not stop_event.is_set():
+        await asyncio.sleep(0.05)
+
+
+def _write(
+    settings: Settings, kind: str, fetched: Sequence[_Fetched], clock: Clock
+) -> tuple[OrgResult, ...]:
+    """Write every org in its own transaction, then publish (by leaving the session)."""
+    results = []
+    with write_session(settings.db_path, timeout=WRITE_LOCK_TIMEOUT) as con:
+        for f in fetched:
+            results.append(_write_one(con, kind, f, clock))
+    return tuple(results)
+
+
+def _write_one(con: duckdb.DuckDBPyConnection, kind: str, f: _Fetched, clock: Clock) -> OrgResult:
+    plan = f.plan
+    start = plan.windows[0][0] if plan.windows else None
+    before = plan.windows[-1][1] if plan.windows else None
+    record = RunRecord(
+        org=plan.org.name,
+        kind=kind,
+        started_at=f.started_at,
+        finished_at=f.finished_at or clock(),
+        http_calls=f.stats.http_calls,
+        retries=f.stats.retries,
+        usage_start=start,
+        usage_before=before,
+        error=f.error,
+    )
+    changed = 0
+    if f.error is None:
+        try:
+            changed = write_org_result(con, record, f.snapshot, f.usage)
+        except Exception as exc:  # e.g. a constraint the data breaks: this org fails alone
+            f.error = _safe_error(
+                RuntimeError(f"organization '{plan.org.name}': cannot store the data: {exc}"),
+                plan.org,
+            ).removeprefix(f"organization '{plan.org.name}': unexpected RuntimeError: ")
+            log.error("%s", f.error)
+    if f.error is not None:
+        record = RunRecord(**{**_as_dict(record), "error": f.error})
+        write_failed_run(con, record)
+    return OrgResult(
+        org=plan.org.name,
+        status="ok" if f.error is None else "failed",
+        rows_changed=changed,
+        http_calls=f.stats.http_calls,
+        retries=f.stats.retries,
+        error=f.error,
+        usage_start=start,
+        usage_before=before,
+        backfill=plan.backfill,
+    )
+
+
+def _as_dict(record: RunRecord) -> dict:
+    return {name: getattr(record, name) for name in RunRecord.__slots__}
+
+
+def prepare(settings: Settings, kind: str, today: date) -> list[OrgPlan]:
+    """Read what each org already has (briefly, under the write lock) and plan requests
+    for the usage windows up to ``today`` (UTC)."""
+    if kind not in KINDS:
+        raise ValueError(f"cycle kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    last: dict[str, date] = {}
+    if kind != "snapshot":
+        with locked_connection(settings.db_path, timeout=WRITE_LOCK_TIMEOUT) as con:
+            last = last_usage_dates(con)
+    return _plans(settings, kind, today, last)
+
+
+def backfill_orgs(plans: Sequence[OrgPlan]) -> list[str]:
+    return [p.org.name for p in plans if p.backfill]
+
+
+async def run_cycle(
+    settings: Settings,
+    kind: Kind = "full",
+    *,
+    clock: Clock,
+    progress: Progress | None = None,
+    stop_event: threading.Event | None = None,
+    plans: Sequence[OrgPlan] | None = None,
+) -> CycleResult:
+    """Collect every configured organization once and store the results.
+
+    ``clock`` (naive UTC) decides the usage windows ("today") and stamps every fetch and
+    run row; ``progress`` gets (done, planned) requests. Raises CycleAbandoned if
+    ``stop_event`` is set while fetching.
+    """
+    if plans is None:
+        plans = prepare(settings, kind, clock().date())
+    fetched = await _fetch_all(plans, settings, progress, stop_event, clock)
+    return CycleResult(kind=kind, orgs=_write(settings, kind, fetched, clock))
+
+
+def _blocking(func: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
+    """``func`` run to completion on a fresh event loop in the calling thread."""
+
+    @functools.wraps(func)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        return asyncio.run(func(*args, **kwargs))
+
+    return run
+
+
+# ``run_cycle`` with the same arguments, blocking (CLI, scheduler jobs).
+run_cycle_sync = _blocking(run_cycle)

@@ -1,0 +1,425 @@
+"""Writes what the collector learned into DuckDB, and publishes a snapshot for readers.
+
+Each organization's results go in ONE transaction together with its ``collection_runs``
+row, so a crash (even ``kill -9``) leaves either all of it or none of it. Writes are
+set-based SQL over registered polars frames; nothing loops over rows in Python.
+
+After a writer finishes (``write_session`` exits cleanly) the live file is checkpointed,
+closed and copied to ``<db>.snapshot`` by atomic rename: readers open that copy, so they
+never contend for DuckDB's single-writer file lock and always see whole cycles.
+
+Public API:
+    write_session(db_path, timeout=60) -> ContextManager[duckdb.DuckDBPyConnection]
+    write_org_result(con, run, snapshot, windows) -> int          (rows changed)
+    write_failed_run(con, run) -> None
+    rebuild_model_daily(con) -> int                              (rows in model_daily)
+    last_usage_dates(con) -> dict[str, date]
+    publish_snapshot(db_path) -> Path
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from runway_costs.collector.locks import write_lock
+from runway_costs.collector.models import OrgSnapshot, UsageWindow
+from runway_costs.core.files import snapshot_path
+
+SCHEMA_VERSION = "1"
+LIVE_OPEN_WAIT_SECONDS = 30.0
+DATA_TABLES = ("org_snapshots", "model_snapshots", "model_daily", "daily_usage")
+
+# model_snapshots reduced per (org, UTC day, model): what model_daily holds. ``{where}``
+# picks the snapshot rows; a reduced day must be given all of its rows.
+MODEL_DAILY_SQL = """
+    SELECT org, CAST(taken_at AS DATE) AS date, model,
+           arg_max(daily_generations, taken_at) AS gens_end,
+           max(daily_generations) AS gens_peak,
+           arg_max_null(max_daily_generations, taken_at) AS max_daily_generations,
+           arg_max_null(max_concurrent_generations, taken_at) AS max_concurrent_generations,
+           max(taken_at) AS last_taken_at
+    FROM model_snapshots
+    WHERE {where}
+    GROUP BY org, date, model
+"""
+
+_MODEL_SCHEMA = {
+    "model": pl.String,
+    "max_concurrent_generations": pl.Int64,
+    "max_daily_generations": pl.Int64,
+    "daily_generations": pl.Int64,
+}
+_USAGE_SCHEMA = {"date": pl.Date, "model": pl.String, "credits": pl.Int64}
+_WINDOW_SCHEMA = {"start": pl.Date, "before": pl.Date}
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """The facts of one org's run that end up in its ``collection_runs`` row."""
+
+    org: str
+    kind: str
+    started_at: datetime
+    finished_at: datetime
+    http_calls: int
+    retries: int
+    usage_start: date | None = None
+    usage_before: date | None = None
+    error: str | None = None
+
+
+def schema_sql() -> str:
+    return (
+        resources.files("runway_costs.collector").joinpath("schema.sql").read_text(encoding="utf-8")
+    )
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the collector's tables if missing and fill new derived ones (idempotent)."""
+    con.execute(schema_sql())
+    con.execute(
+        "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
+        [SCHEMA_VERSION],
+    )
+    needs_rollup = con.execute(
+        "SELECT NOT EXISTS (FROM model_daily) AND EXISTS (FROM model_snapshots)"
+    ).fetchall()[0][0]
+    if needs_rollup:  # a database from before model_daily: derive it once
+        rebuild_model_daily(con)
+
+
+def rebuild_model_daily(con: duckdb.DuckDBPyConnection) -> int:
+    """Recompute model_daily from all of model_snapshots, in one transaction.
+
+    The migration of older databases, and the way to keep the rollup right after writing
+    model_snapshots rows by other means than ``write_org_result`` (test seeds, generators).
+    Call it outside a transaction.
+    """
+    con.begin()
+    try:
+        con.execute("DELETE FROM model_daily")
+        con.execute("INSERT INTO model_daily " + MODEL_DAILY_SQL.format(where="TRUE"))
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return int(con.execute("SELECT count(*) FROM model_daily").fetchall()[0][0])
+
+
+def open_live(db_path: Path) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the live database read-write. Caller holds the lock."""
+    db_path = Path(db_path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    con = _connect_rw(db_path)
+    try:
+        ensure_schema(con)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _connect_rw(db_path: Path) -> duckdb.DuckDBPyConnection:
+    """Open read-write, waiting out a reader that holds the live file briefly.
+
+    Readers fall back to the live file (read-only) only before the first snapshot is
+    published; their short hold must not fail the writer.
+    """
+    deadline = time.monotonic() + LIVE_OPEN_WAIT_SECONDS
+    while True:
+        try:
+            return duckdb.connect(str(db_path))
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+@contextmanager
+def locked_connection(db_path: Path, timeout: float = 60.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The live database under the write lock, without publishing (for planning reads)."""
+    with write_lock(Path(db_path), timeout):
+        con = open_live(db_path)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+@contextmanager
+def write_session(
+    db_path: Path, timeout: float = 60.0, *, publish: bool = True
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Take the write lock, open the live DB, yield it; on clean exit close and publish.
+
+    On an exception nothing is published: readers keep the previous whole snapshot, and
+    whatever the caller committed is published by the next clean session.
+    Not reentrant (the lock is per open file): do not nest sessions on one database.
+    """
+    db_path = Path(db_path)
+    with write_lock(db_path, timeout):
+        con = open_live(db_path)
+        try:
+            yield con
+        except BaseException:
+            con.close()
+            raise
+        con.execute("CHECKPOINT")
+        con.close()
+        if publish:
+            publish_snapshot(db_path)
+
+
+def publish_snapshot(db_path: Path) -> Path:
+    """Copy the closed live file to ``<db>.snapshot`` via temp file, fsync, atomic rename.
+
+    Caller holds the write lock and has closed every connection to the live file.
+    """
+    db_path = Path(db_path)
+    target = snapshot_path(db_path)
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):  # left by a killed writer
+        stale.unlink(missing_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(db_path, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return target
+
+
+def last_usage_dates(con: duckdb.DuckDBPyConnection) -> dict[str, date]:
+    """Per org, the last day covered by a successful usage collection."""
+    rows = con.execute(
+        """
+        SELECT org, max(usage_before) - INTERVAL 1 DAY
+        FROM collection_runs
+        WHERE status = 'ok' AND usage_before IS NOT NULL
+        GROUP BY org
+        """
+    ).fetchall()
+    return {org: (d.date() if isinstance(d, datetime) else d) for org, d in rows}
+
+
+def write_org_result(
+    con: duckdb.DuckDBPyConnection,
+    run: RunRecord,
+    snapshot: OrgSnapshot | None,
+    windows: Sequence[UsageWindow],
+    *,
+    written_at: datetime | None = None,
+) -> int:
+    """Store one org's snapshot and usage windows plus its ok run row, atomically.
+
+    Returns how many data rows were inserted, updated or deleted.
+    """
+    written_at = written_at or run.finished_at
+    con.begin()
+    try:
+        changed = 0
+        if snapshot is not None:
+            changed += _write_snapshot(con, run.org, snapshot)
+        if windows:
+            changed += _write_usage(con, run.org, windows, written_at)
+        _insert_run(con, run, status="ok", rows_changed=changed)
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return changed
+
+
+def write_failed_run(con: duckdb.DuckDBPyConnection, run: RunRecord) -> None:
+    """A failed org leaves only its run row (status failed, error text)."""
+    con.begin()
+    try:
+        _insert_run(con, run, status="failed", rows_changed=0)
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+
+
+def _write_snapshot(con: duckdb.DuckDBPyConnection, org: str, snap: OrgSnapshot) -> int:
+    """Insert the org row and changed model rows; a row only when something changed."""
+    inserted = con.execute(
+        """
+        INSERT OR REPLACE INTO org_snapshots
+        SELECT $org, $taken_at, $balance, $cap
+        WHERE NOT EXISTS (
+            SELECT 1 FROM (
+                SELECT credit_balance, max_monthly_credit_spend FROM org_snapshots
+                WHERE org = $org ORDER BY taken_at DESC LIMIT 1
+            ) AS latest
+            WHERE latest.credit_balance = $balance
+              AND latest.max_monthly_credit_spend = $cap
+        )
+        """,
+        {
+            "org": org,
+            "taken_at": snap.taken_at,
+            "balance": snap.credit_balance,
+            "cap": snap.max_monthly_credit_spend,
+        },
+    ).fetchone()[0]
+    models = pl.DataFrame(
+        {
+            "model": [m.model for m in snap.models],
+            "max_concurrent_generations": [m.max_concurrent_generations for m in snap.models],
+            "max_daily_generations": [m.max_daily_generations for m in snap.models],
+            "daily_generations": [m.daily_generations for m in snap.models],
+        },
+        schema=_MODEL_SCHEMA,
+    ).unique(subset="model", keep="last")
+    con.register("_new_models", models)
+    try:
+        model_rows = con.execute(
+            """
+            INSERT OR REPLACE INTO model_snapshots
+            WITH latest AS (
+                SELECT model, max_concurrent_generations, max_daily_generations,
+                       daily_generations
+                FROM model_snapshots WHERE org = $org
+                QUALIFY row_number() OVER (PARTITION BY model ORDER BY taken_at DESC) = 1
+            )
+            SELECT $org, $taken_at, n.model, n.max_concurrent_generations,
+                   n.max_daily_generations, n.daily_generations
+            FROM _new_models n LEFT JOIN latest l ON l.model = n.model
+            WHERE l.model IS NULL
+               OR l.max_concurrent_generations IS DISTINCT FROM n.max_concurrent_generations
+               OR l.max_daily_generations IS DISTINCT FROM n.max_daily_generations
+               OR l.daily_generations IS DISTINCT FROM n.daily_generations
+            """,
+            {"org": org, "taken_at": snap.taken_at},
+        ).fetchone()[0]
+    finally:
+        con.unregister("_new_models")
+    if model_rows:
+        _refresh_model_daily(con, org, snap.taken_at)
+    return int(inserted) + int(model_rows)
+
+
+def _refresh_model_daily(con: duckdb.DuckDBPyConnection, org: str, taken_at: datetime) -> None:
+    """Recompute the rollup of ``taken_at``'s day for the models with a row at ``taken_at``.
+
+    Reducing the whole day again (at most a day of rows per model) rather than folding the
+    new row into the old totals stays exact even when a row at the same time is replaced.
+    """
+    day_rows = (
+        "org = $org AND taken_at >= CAST($taken_at AS DATE)"
+        " AND taken_at < CAST($taken_at AS DATE) + INTERVAL 1 DAY"
+        " AND model IN (SELECT model FROM model_snapshots WHERE org = $org"
+        " AND taken_at = $taken_at)"
+    )
+    con.execute(
+        "INSERT OR REPLACE INTO model_daily " + MODEL_DAILY_SQL.format(where=day_rows),
+        {"org": org, "taken_at": taken_at},
+    )
+
+
+def _write_usage(
+    con: duckdb.DuckDBPyConnection, org: str, windows: Sequence[UsageWindow], now: datetime
+) -> int:
+    """Upsert the reported (date, model) credits and drop rows the API no longer reports.
+
+    ``collected_at`` moves only when a value changes, so identical data is a no-op.
+    """
+    rows = [r for w in windows for r in w.rows]
+    usage = (
+        pl.DataFrame(
+            {
+                "date": [r.date for r in rows],
+                "model": [r.model for r in rows],
+                "credits": [r.credits for r in rows],
+            },
+            schema=_USAGE_SCHEMA,
+        )
+        .group_by("date", "model")
+        .agg(pl.col("credits").sum())
+    )
+    spans = pl.DataFrame(
+        {"start": [w.start for w in windows], "before": [w.before for w in windows]},
+        schema=_WINDOW_SCHEMA,
+    )
+    con.register("_new_usage", usage)
+    con.register("_windows", spans)
+    params = {"org": org, "now": now}
+    try:
+        upserted = con.execute(
+            """
+            MERGE INTO daily_usage AS t
+            USING (SELECT $org AS org, date, model, credits FROM _new_usage) AS s
+            ON t.org = s.org AND t.date = s.date AND t.model = s.model
+            WHEN MATCHED AND t.credits <> s.credits THEN
+                UPDATE SET credits = s.credits, collected_at = $now
+            WHEN NOT MATCHED THEN
+                INSERT (org, date, model, credits, collected_at)
+                VALUES (s.org, s.date, s.model, s.credits, $now)
+            """,
+            params,
+        ).fetchone()[0]
+        deleted = con.execute(
+            """
+            DELETE FROM daily_usage AS d
+            WHERE d.org = $org
+              AND EXISTS (SELECT 1 FROM _windows w WHERE d.date >= w.start AND d.date < w.before)
+              AND NOT EXISTS (
+                  SELECT 1 FROM _new_usage n WHERE n.date = d.date AND n.model = d.model
+              )
+            """,
+            {"org": org},
+        ).fetchone()[0]
+    finally:
+        con.unregister("_new_usage")
+        con.unregister("_windows")
+    return int(upserted) + int(deleted)
+
+
+def _insert_run(
+    con: duckdb.DuckDBPyConnection, run: RunRecord, *, status: str, rows_changed: int
+) -> None:
+    con.execute(
+        """
+        INSERT INTO collection_runs (org, kind, started_at, finished_at, status, error,
+            http_calls, retries, usage_start, usage_before, rows_changed,
+            usage_rows, usage_credits)
+        SELECT $org, $kind, $started_at, $finished_at, $status, $error, $http_calls,
+            $retries, $usage_start, $usage_before, $rows_changed,
+            CASE WHEN $status = 'ok' THEN count(*) END,
+            CASE WHEN $status = 'ok' THEN coalesce(sum(credits), 0) END
+        FROM daily_usage WHERE org = $org
+        """,
+        {
+            "org": run.org,
+            "kind": run.kind,
+            "started_at": run.started_at,
+            "finished_at": run.finished_at,
+            "status": status,
+            "error": run.error,
+            "http_calls": run.http_calls,
+            "retries": run.retries,
+            "usage_start": run.usage_start,
+            "usage_before": run.usage_before,
+            "rows_changed": rows_changed,
+        },
+    )

@@ -1,0 +1,292 @@
+"""Typed configuration, loaded once at the edge (the CLI) and passed down.
+
+Secrets (API keys, alert URLs) are held as ``SecretStr`` so that ``repr``, logs and
+error messages never show them; call ``.get_secret_value()`` only where the secret
+is put on the wire.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from runway_costs.core.tomlfile import read_toml
+
+DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
+DEFAULT_DB = Path("data/runway.duckdb")
+ENV_CONFIG = "RUNWAY_COSTS_CONFIG"
+ENV_DB = "RUNWAY_COSTS_DB"
+ENV_KEY = "RUNWAYML_API_SECRET"
+ENV_BASE_URL = "RUNWAYML_BASE_URL"
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OrgConfig(_Strict):
+    """One Runway organization, named by the user (the API has no org name)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    api_key: SecretStr
+    base_url: str = DEFAULT_BASE_URL
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {v!r}")
+        return v.rstrip("/")
+
+
+class CollectionConfig(_Strict):
+    """How and how often the collector talks to the API."""
+
+    refresh_days: int = Field(3, ge=1, le=90)
+    snapshot_minutes: float = Field(15, gt=0)
+    usage_minutes: float = Field(60, gt=0)
+    concurrency: int = Field(8, ge=1, le=256)
+    timeout_seconds: float = Field(20.0, gt=0)
+    max_attempts: int = Field(5, ge=1, le=20)
+    backoff_base_seconds: float = Field(0.5, ge=0)
+    backoff_max_seconds: float = Field(30.0, ge=0)
+
+
+class Budget(_Strict):
+    """A calendar-month budget for an organization, optionally for one model."""
+
+    org: str
+    model: str | None = None
+    credits: int | None = Field(None, gt=0)
+    usd: float | None = Field(None, gt=0)
+
+    def monthly_credits(self, credit_usd: float = 0.01) -> int:
+        if self.credits is not None:
+            return self.credits
+        assert self.usd is not None
+        return round(self.usd / credit_usd)
+
+    @field_validator("usd")
+    @classmethod
+    def _one_of(cls, v: float | None, info) -> float | None:  # noqa: ANN001
+        if v is not None and info.data.get("credits") is not None:
+            raise ValueError("set credits or usd, not both")
+        return v
+
+    @model_validator(mode="after")
+    def _amount(self) -> Budget:
+        if self.credits is None and self.usd is None:
+            raise ValueError(f"budget for {self.org!r} needs credits or usd")
+        return self
+
+
+class AlertThresholds(_Strict):
+    """Alert rule thresholds; every one has a default and can be set in [alerts]."""
+
+    cap_forecast_warn: float = 0.80
+    cap_forecast_critical: float = 1.00
+    cap_used_levels: tuple[float, float, float] = (0.50, 0.80, 1.00)
+    budget_used_warn: float = 0.80
+    budget_used_critical: float = 1.00
+    budget_forecast_ratio: float = 1.00
+    runout_warn_days: int = 7
+    runout_critical_days: int = 2
+    daily_generations_ratio: float = 0.90
+    anomaly_mads: float = 5.0
+    anomaly_min_credits: int = 100
+    stale_hours: float = 2.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AlertThresholds:
+        """Every threshold positive, and each warning level below its critical level."""
+        values = self.model_dump()
+        bad = [k for k, v in values.items() if k != "cap_used_levels" and v <= 0]
+        bad += ["cap_used_levels"] if min(self.cap_used_levels) <= 0 else []
+        if bad:
+            raise ValueError(f"must be greater than 0: {', '.join(bad)}")
+        pairs = [
+            ("cap_forecast_warn", "cap_forecast_critical"),
+            ("budget_used_warn", "budget_used_critical"),
+        ]
+        for low, high in pairs:
+            if values[low] > values[high]:
+                raise ValueError(f"{low} ({values[low]}) is above {high} ({values[high]})")
+        if self.runout_critical_days > self.runout_warn_days:
+            raise ValueError(
+                f"runout_critical_days ({self.runout_critical_days}) is above "
+                f"runout_warn_days ({self.runout_warn_days})"
+            )
+        if list(self.cap_used_levels) != sorted(self.cap_used_levels):
+            raise ValueError("cap_used_levels must be ascending (info, warning, critical)")
+        return self
+
+
+class AlertsConfig(_Strict):
+    urls: list[SecretStr] = Field(default_factory=list)
+    thresholds: AlertThresholds = AlertThresholds()
+    delivery_attempts: int = Field(3, ge=1, le=10)
+
+
+class Settings(_Strict):
+    """Everything a command needs, resolved from flags, environment and the TOML file."""
+
+    db_path: Path = DEFAULT_DB
+    config_path: Path | None = None
+    orgs: tuple[OrgConfig, ...] = ()
+    collection: CollectionConfig = CollectionConfig()
+    budgets: tuple[Budget, ...] = ()
+    alerts: AlertsConfig = AlertsConfig()
+    rates_path: Path | None = None
+    credit_usd: float = 0.01
+    timezone: Literal["UTC"] = "UTC"
+
+    def org(self, name: str) -> OrgConfig:
+        for o in self.orgs:
+            if o.name == name:
+                return o
+        known = ", ".join(o.name for o in self.orgs) or "none"
+        raise ConfigError(f"unknown organization {name!r} (configured: {known})")
+
+
+def _resolve_key(
+    raw: dict, index: int, source: str, base_dir: Path, env: dict[str, str]
+) -> SecretStr:
+    where = f"{source}: orgs[{index}]"
+    if "api_key" in raw:
+        raise ConfigError(
+            f"{where}: put the key in an environment variable (api_key_env) "
+            "or a file (api_key_file), not in the config file"
+        )
+    env_name = raw.pop("api_key_env", None)
+    key_file = raw.pop("api_key_file", None)
+    if env_name and key_file:
+        raise ConfigError(f"{where}: set api_key_env or api_key_file, not both")
+    if env_name:
+        value = env.get(env_name, "").strip()
+        if not value:
+            raise ConfigError(f"{where}: environment variable {env_name} is not set or empty")
+        return SecretStr(value)
+    if key_file:
+        path = Path(key_file).expanduser()
+        if not path.is_absolute():
+            path = base_dir / path
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read api_key_file {path}: {exc.strerror}") from None
+        if not value:
+            raise ConfigError(f"{where}: api_key_file {path} is empty")
+        return SecretStr(value)
+    raise ConfigError(f"{where}: needs api_key_env or api_key_file")
+
+
+def _format_validation(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"{source}: {loc}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(
+    config_path: Path | None = None,
+    db_path: Path | None = None,
+    env: dict[str, str] | None = None,
+    require_orgs: bool = False,
+) -> Settings:
+    """Build Settings from flags, then environment, then the TOML file, then defaults.
+
+    With no config file the single organization ``default`` comes from
+    RUNWAYML_API_SECRET / RUNWAYML_BASE_URL, as the official SDK does.
+    """
+    env = dict(os.environ) if env is None else env
+    if config_path is None and env.get(ENV_CONFIG):
+        config_path = Path(env[ENV_CONFIG])
+    data: dict = {}
+    source = "<defaults>"
+    if config_path is not None:
+        source = str(config_path)
+        data = read_toml(Path(config_path), "config file", ConfigError)
+    base_dir = Path(config_path).parent if config_path else Path.cwd()
+
+    orgs_raw = data.pop("orgs", None)
+    orgs: list[dict] = []
+    if orgs_raw is not None:
+        if not isinstance(orgs_raw, list):
+            raise ConfigError(f"{source}: orgs must be an array of tables ([[orgs]])")
+        for i, raw in enumerate(orgs_raw):
+            if not isinstance(raw, dict):
+                raise ConfigError(f"{source}: orgs[{i}] must be a table")
+            raw = dict(raw)
+            raw["api_key"] = _resolve_key(raw, i, source, base_dir, env)
+            orgs.append(raw)
+        names = [o.get("name") for o in orgs]
+        dupes = sorted({n for n in names if names.count(n) > 1 and n})
+        if dupes:
+            raise ConfigError(f"{source}: organization names must be unique: {', '.join(dupes)}")
+    elif env.get(ENV_KEY, "").strip():
+        orgs.append(
+            {
+                "name": "default",
+                "api_key": SecretStr(env[ENV_KEY].strip()),
+                "base_url": env.get(ENV_BASE_URL) or DEFAULT_BASE_URL,
+            }
+        )
+
+    alerts = data.pop("alerts", None)
+    if isinstance(alerts, dict) and "urls" in alerts:
+        alerts = dict(alerts)
+        urls = alerts["urls"]
+        if isinstance(urls, list):
+            alerts["urls"] = [_expand_env(u, env, source) for u in urls]
+    if alerts is not None:
+        data["alerts"] = alerts
+    if "rates" in data:
+        rates = Path(data.pop("rates"))
+        data["rates_path"] = rates if rates.is_absolute() else base_dir / rates
+    if "db" in data:
+        db = Path(data.pop("db"))
+        data["db_path"] = db if db.is_absolute() else base_dir / db
+
+    if db_path is not None:
+        data["db_path"] = db_path
+    elif env.get(ENV_DB):
+        data["db_path"] = Path(env[ENV_DB])
+
+    try:
+        settings = Settings(config_path=config_path, orgs=tuple(orgs), **data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc, source)) from None
+    except TypeError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    if require_orgs and not settings.orgs:
+        raise ConfigError(
+            f"no organization configured: set {ENV_KEY} (and optionally {ENV_BASE_URL}), "
+            f"or pass --config / {ENV_CONFIG} with [[orgs]] entries"
+        )
+    return settings
+
+
+def _expand_env(value: object, env: dict[str, str], source: str) -> object:
+    """Alert URLs may be written as ``env:VAR`` so the secret stays out of the file."""
+    if isinstance(value, str) and value.startswith("env:"):
+        name = value[4:]
+        if not env.get(name):
+            raise ConfigError(f"{source}: alerts.urls: environment variable {name} is not set")
+        return env[name]
+    return value

@@ -1,0 +1,63 @@
+"""Cached access to ``analytics.views``: one connection per load, never held open.
+
+Loads are cached with ``st.cache_data`` for the collection interval (the shortest
+scheduler interval), and keyed by the published snapshot's modification time, so a
+new cycle shows up at once while repeated page views cost nothing. Reads go through
+``analytics.db.connect_reader`` (the published snapshot), so they never block the
+scheduler.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+import streamlit as st
+
+from runway_costs.analytics.views import DataUnavailable, reader
+from runway_costs.core.files import snapshot_path
+from runway_costs.dashboard.context import get_settings
+
+T = TypeVar("T")
+
+
+def ttl_seconds() -> float:
+    """The collection interval: cached data never outlives the next scheduled cycle."""
+    c = get_settings().collection
+    return 60.0 * min(c.snapshot_minutes, c.usage_minutes)
+
+
+def db_stamp(db_path: Path) -> int:
+    """Changes whenever the writer publishes a new snapshot (or writes the live file)."""
+    for path in (snapshot_path(db_path), db_path):
+        try:
+            return path.stat().st_mtime_ns
+        except FileNotFoundError:
+            continue
+    return 0
+
+
+@functools.cache
+def _loader(ttl: float) -> Callable[..., Any]:
+    @st.cache_data(ttl=ttl, show_spinner=False, max_entries=256)
+    def load(module: str, name: str, db: str, stamp: int, args: tuple) -> Any:
+        fn = getattr(importlib.import_module(module), name)
+        with reader(Path(db)) as con:
+            try:
+                return fn(con, get_settings(), *args)
+            except duckdb.CatalogException as exc:
+                raise DataUnavailable(
+                    "missing", f"the database has no collected tables yet ({exc})"
+                ) from None
+
+    return load
+
+
+def fetch(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(con, settings, *args)`` on a fresh read-only connection, cached."""
+    db = get_settings().db_path
+    return _loader(ttl_seconds())(fn.__module__, fn.__name__, str(db), db_stamp(db), args)
