@@ -20,8 +20,8 @@ import duckdb
 import polars as pl
 
 from runway_costs.analytics.forecast import month_end_forecast
-from runway_costs.analytics.spend import usd
 from runway_costs.core.config import Settings
+from runway_costs.core.money import usd
 
 __all__ = ["budget_status"]
 

@@ -25,7 +25,7 @@ Public API:
   org, taken_at, balance_credits, cap_credits: the latest snapshot at or before ``at``.
 - ``purchases_daily(con, orgs, start, end) -> pl.DataFrame``
   org, date, balance_end, spend, purchases (NULL where a balance is unknown).
-- ``purchase_headroom(con, as_of, orgs=None, credit_usd=0.01) -> pl.DataFrame``
+- ``purchase_headroom(con, as_of, orgs=None, credit_usd=CREDIT_USD) -> pl.DataFrame``
   org, balance_credits, cap_credits, purchases_30d_credits, headroom_credits,
   cap_used_ratio, observed_days, purchases_observed_since, balances_observed_since and
   ``*_usd`` - the window is ``as_of - 29 .. as_of``.
@@ -44,7 +44,8 @@ from datetime import date, datetime, time, timedelta
 import duckdb
 import polars as pl
 
-from runway_costs.analytics.spend import known_orgs, query, usd
+from runway_costs.analytics.spend import known_orgs, query
+from runway_costs.core.money import CREDIT_USD, usd
 
 __all__ = [
     "WINDOW_DAYS",
@@ -132,7 +133,7 @@ def purchase_headroom(
     con: duckdb.DuckDBPyConnection,
     as_of: date,
     orgs: Sequence[str] | None = None,
-    credit_usd: float = 0.01,
+    credit_usd: float = CREDIT_USD,
 ) -> pl.DataFrame:
     """Rolling 30-day purchases against ``maxMonthlyCreditSpend``: what is left to buy."""
     names = list(orgs) if orgs is not None else known_orgs(con)

@@ -61,7 +61,13 @@ class ModelInfo:
 
 @dataclass(frozen=True, eq=False)
 class RateTable:
-    """Every price with its effective date, plus what validation and feasibility need."""
+    """Every price with its effective date, plus what validation and feasibility need.
+
+    ``credit_usd`` is the USD price of a credit *as published with these prices*: plans
+    priced from this table are converted at it. It is the rate file's own statement, not
+    a setting: spend, balances and budgets are converted at ``Settings.credit_usd``, and
+    both default to ``core.money.CREDIT_USD`` (the shipped rates.toml must equal it).
+    """
 
     source: Path
     credit_usd: float

@@ -7,19 +7,21 @@ days" at ``as_of`` means ``as_of - 29 .. as_of``; "month to date" means the 1st 
 
 Public API (``con`` is any DuckDB connection, e.g. ``analytics.db.connect_reader(db)``):
 
-- ``spend_daily(con, orgs, start, end, credit_usd=0.01) -> pl.DataFrame``
+- ``spend_daily(con, orgs, start, end, credit_usd=CREDIT_USD) -> pl.DataFrame``
   org, date, credits, usd - one row per org and day, days without usage as 0.
-- ``spend_daily_by_model(con, orgs, start, end, credit_usd=0.01) -> pl.DataFrame``
+- ``spend_daily_by_model(con, orgs, start, end, credit_usd=CREDIT_USD) -> pl.DataFrame``
   org, date, model, credits, usd - the stored rows only.
-- ``spend_monthly(con, orgs, start, end, credit_usd=0.01, by_model=False) -> pl.DataFrame``
+- ``spend_monthly(con, orgs, start, end, credit_usd=CREDIT_USD, by_model=False) -> pl.DataFrame``
   org, month (first day), [model], credits, usd.
-- ``spend_summary(con, as_of, orgs=None, credit_usd=0.01, by_model=False) -> pl.DataFrame``
+- ``spend_summary(con, as_of, orgs=None, credit_usd=CREDIT_USD, by_model=False) -> pl.DataFrame``
   org, [model], today_credits, mtd_credits, rolling_30d_credits and the matching ``*_usd``.
-- ``top_models(con, start, end, orgs=None, n=5, credit_usd=0.01) -> pl.DataFrame``
+- ``top_models(con, start, end, orgs=None, n=5, credit_usd=CREDIT_USD) -> pl.DataFrame``
   org, rank, model, credits, usd, share (of the org's net spend in the window).
 - ``known_orgs(con) -> list[str]`` every organization with any collected data.
-- ``usd(credits_expr, credit_usd)``, ``query(con, sql, params) -> pl.DataFrame``: helpers the
-  other analytics modules share.
+- ``query(con, sql, params) -> pl.DataFrame``: the helper the other analytics modules share.
+
+``credit_usd`` defaults to ``core.money.CREDIT_USD``; callers holding settings pass
+``settings.credit_usd``. The conversion itself is ``core.money.usd``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from datetime import date, timedelta
 import duckdb
 import polars as pl
 
+from runway_costs.core.money import CREDIT_USD, usd
+
 __all__ = [
     "known_orgs",
     "month_start",
@@ -39,7 +43,6 @@ __all__ = [
     "spend_monthly",
     "spend_summary",
     "top_models",
-    "usd",
 ]
 
 
@@ -48,11 +51,6 @@ def query(
 ) -> pl.DataFrame:
     """Run SQL and return a polars frame (typed columns even when no row matches)."""
     return pl.from_arrow(con.sql(sql, params=params).to_arrow_table())  # type: ignore[return-value]
-
-
-def usd(credits: pl.Expr, credit_usd: float) -> pl.Expr:
-    """USD value of a credits column, rounded to cents (display and JSON use it as is)."""
-    return (credits.cast(pl.Float64) * credit_usd).round(2)
 
 
 def month_start(day: date) -> date:
@@ -93,7 +91,7 @@ def spend_daily(
     orgs: Sequence[str] | None,
     start: date,
     end: date,
-    credit_usd: float = 0.01,
+    credit_usd: float = CREDIT_USD,
 ) -> pl.DataFrame:
     """Net credits per org and day in [start, end], zero-filled so charts show quiet days."""
     return _window_credits(
@@ -121,7 +119,7 @@ def spend_daily_by_model(
     orgs: Sequence[str] | None,
     start: date,
     end: date,
-    credit_usd: float = 0.01,
+    credit_usd: float = CREDIT_USD,
 ) -> pl.DataFrame:
     """The stored (org, date, model) rows in [start, end]; models are open strings."""
     return _window_credits(
@@ -143,7 +141,7 @@ def spend_monthly(
     orgs: Sequence[str] | None,
     start: date,
     end: date,
-    credit_usd: float = 0.01,
+    credit_usd: float = CREDIT_USD,
     by_model: bool = False,
 ) -> pl.DataFrame:
     """Calendar-month totals of the days in [start, end] (partial months are partial sums)."""
@@ -168,7 +166,7 @@ def spend_summary(
     con: duckdb.DuckDBPyConnection,
     as_of: date,
     orgs: Sequence[str] | None = None,
-    credit_usd: float = 0.01,
+    credit_usd: float = CREDIT_USD,
     by_model: bool = False,
 ) -> pl.DataFrame:
     """Today, month-to-date and rolling-30-day net spend at ``as_of`` (inclusive)."""
@@ -215,7 +213,7 @@ def top_models(
     end: date,
     orgs: Sequence[str] | None = None,
     n: int = 5,
-    credit_usd: float = 0.01,
+    credit_usd: float = CREDIT_USD,
 ) -> pl.DataFrame:
     """The ``n`` models with the most net spend per org in [start, end], with their share."""
     return _window_credits(

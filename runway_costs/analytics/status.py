@@ -4,7 +4,7 @@ Reads the step-function tables (a row only on change), so "now" is the latest ro
 org and per (org, model).
 
 Public API:
-    org_status(con, credit_usd=0.01) -> pl.DataFrame
+    org_status(con, credit_usd=CREDIT_USD) -> pl.DataFrame
     model_status(con) -> pl.DataFrame
     known_orgs(con) -> list[str]
 """
@@ -14,6 +14,8 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
+from runway_costs.core.money import CREDIT_USD
+
 
 def known_orgs(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Every organization the collector has ever run for, sorted."""
@@ -21,7 +23,7 @@ def known_orgs(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in rows]
 
 
-def org_status(con: duckdb.DuckDBPyConnection, credit_usd: float = 0.01) -> pl.DataFrame:
+def org_status(con: duckdb.DuckDBPyConnection, credit_usd: float = CREDIT_USD) -> pl.DataFrame:
     """One row per org: latest balance and cap (credits and USD) and collection times.
 
     Columns: org, credit_balance, balance_usd, max_monthly_credit_spend, cap_usd,

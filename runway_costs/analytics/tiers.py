@@ -28,9 +28,10 @@ Public API:
   ``since`` on when given.
 - ``tier_facts(con, as_of, orgs) -> pl.DataFrame``: org, cap_credits, cap_since,
   since_first_snapshot, spend_credits.
-- ``progress_from(table, as_of, facts, model_limits, credit_usd=0.01) -> list[TierProgress]``
-- ``tier_progress_many(con, table, as_of, orgs, credit_usd=0.01) -> list[TierProgress]``
-- ``tier_progress(con, table, as_of, org, credit_usd=0.01) -> TierProgress``
+- ``progress_from(table, as_of, facts, model_limits, credit_usd=CREDIT_USD)
+  -> list[TierProgress]``
+- ``tier_progress_many(con, table, as_of, orgs, credit_usd=CREDIT_USD) -> list[TierProgress]``
+- ``tier_progress(con, table, as_of, org, credit_usd=CREDIT_USD) -> TierProgress``
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ import polars as pl
 
 from runway_costs.analytics.spend import query
 from runway_costs.analytics.tiertable import TierTable
+from runway_costs.core.money import CREDIT_USD, usd
 
 __all__ = [
     "TierProgress",
@@ -216,7 +218,7 @@ def progress_from(
     as_of: datetime,
     facts: pl.DataFrame,
     model_limits: pl.DataFrame,
-    credit_usd: float = 0.01,
+    credit_usd: float = CREDIT_USD,
 ) -> list[TierProgress]:
     """Tier, next tier and progress per org of ``facts`` (from ``tier_facts``), given each
     org's latest model limits (org, max_concurrent_generations, max_daily_generations)."""
@@ -231,7 +233,7 @@ def progress_from(
 
 def _progress(row: dict, by_number: dict, as_of: datetime, credit_usd: float) -> TierProgress:
     tier, cap = row["tier"], row["cap_credits"]
-    spend_usd = round(float(row["spend_credits"]) * credit_usd, 2)
+    spend_usd = usd(float(row["spend_credits"]), credit_usd)
     days_at_tier = None
     if cap is not None:
         days_at_tier = round((as_of - row["cap_since"]).total_seconds() / 86400, 2)
@@ -264,7 +266,7 @@ def tier_progress_many(
     table: TierTable,
     as_of: datetime,
     orgs: Sequence[str],
-    credit_usd: float = 0.01,
+    credit_usd: float = CREDIT_USD,
 ) -> list[TierProgress]:
     """Tier now, what the next tier needs, and progress toward it, per org (two queries)."""
     if not orgs:
@@ -279,7 +281,7 @@ def tier_progress(
     table: TierTable,
     as_of: datetime,
     org: str,
-    credit_usd: float = 0.01,
+    credit_usd: float = CREDIT_USD,
 ) -> TierProgress:
     """Tier now, what the next tier needs, and progress toward it at ``as_of``."""
     return tier_progress_many(con, table, as_of, [org], credit_usd)[0]

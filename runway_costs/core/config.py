@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from runway_costs.core.money import CREDIT_USD
 from runway_costs.core.tomlfile import read_toml
 
 DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
@@ -75,7 +76,7 @@ class Budget(_Strict):
     credits: int | None = Field(None, gt=0)
     usd: float | None = Field(None, gt=0)
 
-    def monthly_credits(self, credit_usd: float = 0.01) -> int:
+    def monthly_credits(self, credit_usd: float = CREDIT_USD) -> int:
         if self.credits is not None:
             return self.credits
         assert self.usd is not None
@@ -152,7 +153,7 @@ class Settings(_Strict):
     budgets: tuple[Budget, ...] = ()
     alerts: AlertsConfig = AlertsConfig()
     rates_path: Path | None = None
-    credit_usd: float = 0.01
+    credit_usd: float = CREDIT_USD  # USD per credit for spend figures (core.money)
     timezone: Literal["UTC"] = "UTC"
 
     def org(self, name: str) -> OrgConfig:
