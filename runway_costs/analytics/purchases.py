@@ -28,7 +28,7 @@ Public API:
 - ``purchase_headroom(con, as_of, orgs=None, credit_usd=CREDIT_USD) -> pl.DataFrame``
   org, balance_credits, cap_credits, purchases_30d_credits, headroom_credits,
   cap_used_ratio, observed_days, purchases_observed_since, balances_observed_since and
-  ``*_usd`` - the window is ``as_of - 29 .. as_of``.
+  ``*_usd`` - the window is ``core.windows.window_start(as_of) .. as_of``.
 - ``balances_observed_since(con, orgs) -> pl.DataFrame``: org, balances_observed_since.
 - ``describe_purchases(credits, observed_days, observed_since, balances_since=None) -> str``
   e.g. "1,200", "0 since 2026-11-25 00:00 UTC (1 of 30 days known)", "unknown: ...".
@@ -46,9 +46,9 @@ import polars as pl
 
 from runway_costs.analytics.spend import known_orgs, query
 from runway_costs.core.money import CREDIT_USD, usd
+from runway_costs.core.windows import PURCHASE_WINDOW_DAYS, window_start
 
 __all__ = [
-    "WINDOW_DAYS",
     "balances_observed_since",
     "describe_purchases",
     "org_state",
@@ -56,8 +56,6 @@ __all__ = [
     "purchases_daily",
     "purchases_window",
 ]
-
-WINDOW_DAYS = 30  # the API's rolling purchase-cap window
 
 
 def org_state(
@@ -137,7 +135,7 @@ def purchase_headroom(
 ) -> pl.DataFrame:
     """Rolling 30-day purchases against ``maxMonthlyCreditSpend``: what is left to buy."""
     names = list(orgs) if orgs is not None else known_orgs(con)
-    window = purchases_daily(con, names, as_of - timedelta(days=WINDOW_DAYS - 1), as_of)
+    window = purchases_daily(con, names, window_start(as_of), as_of)
     known = pl.col("purchases").is_not_null()
     sums = window.group_by("org").agg(
         purchases_30d_credits=pl.col("purchases").sum().cast(pl.Int64),
@@ -199,14 +197,14 @@ def purchases_window(
 ) -> str:
     """The span a "bought" figure covers, said plainly: the whole window, or since when
     (the days before are unknown, not zero), or unknown altogether."""
-    if observed_days >= WINDOW_DAYS:
-        return f"in the last {WINDOW_DAYS} days"
+    if observed_days >= PURCHASE_WINDOW_DAYS:
+        return f"in the last {PURCHASE_WINDOW_DAYS} days"
     if observed_days <= 0 or observed_since is None:
         if balances_since is None:
             return "unknown: no balance collected yet"
         # a day's purchases need the balance at the end of the day before
         return f"unknown: balances collected only since {_utc(balances_since)}"
-    return f"since {_utc(observed_since)} ({observed_days} of {WINDOW_DAYS} days known)"
+    return f"since {_utc(observed_since)} ({observed_days} of {PURCHASE_WINDOW_DAYS} days known)"
 
 
 def describe_purchases(
@@ -221,4 +219,4 @@ def describe_purchases(
     if window.startswith("unknown"):
         return window
     number = f"{credits or 0:,}"
-    return number if observed_days >= WINDOW_DAYS else f"{number} {window}"
+    return number if observed_days >= PURCHASE_WINDOW_DAYS else f"{number} {window}"

@@ -3,7 +3,8 @@
 All figures come from ``daily_usage`` (net credits per org, UTC day and model; a day can be
 negative when refunds win). Every frame carries credits as integers and their USD value
 (``credits * credit_usd``, rounded to cents). Windows are inclusive UTC dates: "rolling 30
-days" at ``as_of`` means ``as_of - 29 .. as_of``; "month to date" means the 1st .. ``as_of``.
+days" at ``as_of`` means ``core.windows.window_start(as_of) .. as_of`` (``as_of - 29``); "month
+to date" means the 1st .. ``as_of``.
 
 Public API (``con`` is any DuckDB connection, e.g. ``analytics.db.connect_reader(db)``):
 
@@ -27,12 +28,13 @@ Public API (``con`` is any DuckDB connection, e.g. ``analytics.db.connect_reader
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date
 
 import duckdb
 import polars as pl
 
 from runway_costs.core.money import CREDIT_USD, usd
+from runway_costs.core.windows import window_start
 
 __all__ = [
     "known_orgs",
@@ -171,7 +173,7 @@ def spend_summary(
 ) -> pl.DataFrame:
     """Today, month-to-date and rolling-30-day net spend at ``as_of`` (inclusive)."""
     group = "org, model" if by_model else "org"
-    from30 = as_of - timedelta(days=29)
+    from30 = window_start(as_of)
     frame = query(
         con,
         f"""
