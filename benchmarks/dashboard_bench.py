@@ -4,7 +4,7 @@ Generates (with DuckDB SQL, in a temporary directory unless --db is given) 3 yea
 usage for 20 organizations and 60 models, plus 90 days of 15-minute snapshots (balances,
 per-model limits stored on change, one collection run per org and snapshot; the day
 rollup ``model_daily`` built by the collector's own migration), then times what each page
-asks ``analytics.views`` for, through a fresh read-only connection each time, as the
+asks ``dashboard.views`` for, through a fresh read-only connection each time, as the
 dashboard does on a cache miss. Prints median and worst of --runs runs, and ratios against
 baselines measured in the same run: opening a reader and running ``SELECT 1`` (every page),
 and the Limits page on a copy without ``model_daily`` (the per-day reduction of
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import duckdb
 
-from runway_costs.analytics import views
 from runway_costs.collector.store import ensure_schema, rebuild_model_daily
 from runway_costs.core.config import Budget, Settings
+from runway_costs.dashboard import views
 
 ALERTS_SCHEMA = (
     Path(__file__).resolve().parents[1] / "runway_costs" / "analytics" / "alerts_schema.sql"

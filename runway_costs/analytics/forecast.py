@@ -30,15 +30,19 @@ Public API:
   spend, e.g. for a per-model budget)
 - ``forecast_org(con, settings, org, as_of) -> OrgForecast``; ``OrgForecast.to_json()``
 - ``forecast_all(con, settings, as_of, orgs=None) -> list[OrgForecast]``
+- ``forecast_many(con, orgs, as_of, balances, caps, past_buys) -> ManyForecast``: what
+  ``forecast_org`` says of each organization's month end, run-out and cap-bound dates,
+  for many organizations in one read, plus the month end of their summed spend
 """
 
 from __future__ import annotations
 
 import calendar
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from typing import cast
 
 import duckdb
 import numpy as np
@@ -57,7 +61,9 @@ __all__ = [
     "DailyModel",
     "MonthEnd",
     "OrgForecast",
+    "ManyForecast",
     "forecast_all",
+    "forecast_many",
     "forecast_org",
     "month_end",
     "month_end_forecast",
@@ -71,6 +77,9 @@ MIN_ORIGIN_HISTORY = 14  # days of history a past origin needs
 TREND_DAMPING = 0.9  # per day: the trend adds at most ~9 days' worth of slope
 HORIZON_DAYS = 180  # run-out and cap-bound dates are searched this far ahead
 Z80 = 1.2816  # two-sided 80% normal quantile, for the fallback interval
+# Days of history read: HISTORY_DAYS for the fit plus the longest horizon (a month and a
+# month) for the interval's past origins.
+FIT_WINDOW_DAYS = HISTORY_DAYS + 62
 
 
 def _days_in_month(day: date) -> int:
@@ -193,7 +202,7 @@ def _series(history: pl.DataFrame, today: date) -> tuple[np.ndarray, date, int]:
     past = hist.filter(pl.col("date") < today)
     if past.is_empty():
         return np.zeros(0), today - timedelta(days=1), partial
-    first = past["date"].min()
+    first = cast(date, past["date"].min())
     last = today - timedelta(days=1)
     days = pl.DataFrame({"date": pl.date_range(first, last, "1d", eager=True)})
     filled = days.join(past, on="date", how="left").fill_null(0).sort("date")
@@ -263,8 +272,7 @@ def _history(
         {
             "org": org,
             "today": as_of.date(),
-            # HISTORY_DAYS for the fit plus the longest horizon for the interval origins.
-            "since": as_of.date() - timedelta(days=HISTORY_DAYS + 62),
+            "since": as_of.date() - timedelta(days=FIT_WINDOW_DAYS),
             "model": model,
         },
     )
@@ -428,7 +436,7 @@ def forecast_org(
         daily=pl.DataFrame({"date": days, "credits_mid": future}),
         purchases_observed_days=known_days.len(),
         purchases_observed_since=(
-            datetime.combine(known_days.min(), time()) if known_days.len() else None
+            datetime.combine(cast(date, known_days.min()), time()) if known_days.len() else None
         ),
         balances_observed_since=began[0] if began.len() else None,
     )
@@ -443,3 +451,128 @@ def forecast_all(
     """One forecast per organization (configured ones, else every one in the database)."""
     names = list(orgs) if orgs is not None else known_orgs(con)
     return [forecast_org(con, settings, name, as_of) for name in names]
+
+
+@dataclass(frozen=True)
+class ManyForecast:
+    """Several organizations forecast at once (the all-organizations overview)."""
+
+    per_org: pl.DataFrame  # org, mtd_credits, month_end_mid, runout_date, cap_bound_date
+    history: pl.DataFrame  # org, date, credits: the days the forecasts were fitted on
+    future: pl.DataFrame  # date, credits: the organizations' forecast daily spend, summed
+    month_end: MonthEnd  # of their summed spend, with its interval
+
+
+def _histories(con: duckdb.DuckDBPyConnection, orgs: list[str], at: datetime) -> pl.DataFrame:
+    """Net spend per org and day over the window ``_history`` reads, for all orgs in one
+    query (``_history`` takes one query per organization)."""
+    today = at.date()
+    return query(
+        con,
+        """
+        SELECT org, date, CAST(SUM(credits) AS BIGINT) AS credits FROM daily_usage
+        WHERE list_contains($orgs, org) AND date <= $today AND date > $since
+        GROUP BY org, date ORDER BY org, date
+        """,
+        {"orgs": orgs, "today": today, "since": today - timedelta(days=FIT_WINDOW_DAYS)},
+    )
+
+
+def _dense_series(
+    history: pl.DataFrame, orgs: list[str], today: date
+) -> dict[str, tuple[np.ndarray, int]]:
+    """Per org, what ``_series`` makes of its history (complete days from its first one to
+    yesterday, zero-filled, and today's partial figure), for every org in one pivot."""
+    past = history.filter(pl.col("date") < today)
+    partial = dict(
+        history.filter(pl.col("date") == today)
+        .group_by("org")
+        .agg(pl.col("credits").sum())
+        .iter_rows()
+    )
+    out = {org: (np.zeros(0), int(partial.get(org, 0))) for org in orgs}
+    if past.is_empty():
+        return out
+    first_day = cast(date, past["date"].min())
+    days = pl.DataFrame(
+        {"date": pl.date_range(first_day, today - timedelta(days=1), "1d", eager=True)}
+    )
+    wide = days.join(
+        past.pivot(on="org", index="date", values="credits", aggregate_function="sum"),
+        on="date",
+        how="left",
+    ).fill_null(0)
+    for org, day in past.group_by("org").agg(pl.col("date").min()).iter_rows():
+        y = wide[org].to_numpy().astype(float)[(day - first_day).days :]
+        out[org] = (y, int(partial.get(org, 0)))
+    return out
+
+
+def _org_outlook(
+    y: np.ndarray,
+    partial: int,
+    mtd: int,
+    at: datetime,
+    balance: int | None,
+    cap: int | None,
+    past_buys: np.ndarray,
+) -> tuple[int, date | None, date | None, np.ndarray]:
+    """(month-end mid, run-out date, cap-bound date, future daily spend) of one organization:
+    ``forecast_org``'s model and rules without its per-org queries and its interval."""
+    today = at.date()
+    model = DailyModel.fit(y, today - timedelta(days=1))
+    future = _future(model, at, partial, HORIZON_DAYS)
+    runout, cap_bound, _ = outlook_dates(future, balance, cap, past_buys, today)
+    remaining = (_month_last(today) - today).days + 1  # month_end()'s mid, same model
+    return round(mtd + float(future[:remaining].sum())), runout, cap_bound, future
+
+
+def forecast_many(
+    con: duckdb.DuckDBPyConnection,
+    orgs: Sequence[str],
+    as_of: datetime,
+    balances: Mapping[str, int | None],
+    caps: Mapping[str, int | None],
+    past_buys: Mapping[str, np.ndarray],
+) -> ManyForecast:
+    """``forecast_org``'s month-end mid, run-out and cap-bound dates for every org of
+    ``orgs`` from one read of their history, and the month end (with interval) of their
+    summed spend. ``balances``, ``caps`` and ``past_buys`` (the last 30 days' reconstructed
+    purchases, oldest first) come from ``analytics.purchases``, read once by the caller."""
+    names = list(orgs)
+    today = as_of.date()
+    history = _histories(con, names, as_of)
+    total = history.group_by("date").agg(pl.col("credits").sum()).sort("date")
+    mtd = dict(
+        history.filter(pl.col("date") >= today.replace(day=1))
+        .group_by("org")
+        .agg(pl.col("credits").sum())
+        .iter_rows()
+    )
+    series = _dense_series(history, names, today)
+    outlooks = {
+        org: _org_outlook(
+            *series[org],
+            int(mtd.get(org, 0)),
+            as_of,
+            balances.get(org),
+            caps.get(org),
+            past_buys.get(org, np.zeros(0)),
+        )
+        for org in names
+    }
+    per_org = pl.DataFrame(
+        {
+            "org": names,
+            "mtd_credits": [int(mtd.get(o, 0)) for o in names],
+            "month_end_mid": [outlooks[o][0] for o in names],
+            "runout_date": [outlooks[o][1] for o in names],
+            "cap_bound_date": [outlooks[o][2] for o in names],
+        },
+        schema_overrides={"runout_date": pl.Date, "cap_bound_date": pl.Date},
+    )
+    days = pl.date_range(today, today + timedelta(days=HORIZON_DAYS - 1), "1d", eager=True)
+    future = pl.DataFrame(
+        {"date": days, "credits": np.sum([o[3] for o in outlooks.values()], axis=0)}
+    )
+    return ManyForecast(per_org, history, future, month_end(total, as_of))

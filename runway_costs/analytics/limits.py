@@ -7,6 +7,10 @@ is the API's rolling-24h count of task creations; ``max_daily_generations`` the 
 
 Public API:
 
+- ``limits_by_day(con, orgs, start, as_of, all_orgs=False) -> pl.DataFrame``: per (org,
+  model, day) the day-end and peak rolling-24h counts and the limits in force (the Limits
+  page's lines), from the collector's ``model_daily`` roll-up
+- ``limits_at(daily, today, at) -> pl.DataFrame``: each (org, model)'s limits at ``at``
 - ``limit_use(con, as_of, orgs=None, high_ratio=0.8) -> pl.DataFrame``, per (org, model):
   ``daily_generations``, ``max_daily_generations``, ``usage_ratio`` (now), ``max_concurrent_
   generations``, ``peak_7d`` / ``peak_30d`` (highest rolling-24h count in the window),
@@ -18,14 +22,16 @@ Public API:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import duckdb
 import polars as pl
 
 from runway_costs.analytics.spend import known_orgs, query
+from runway_costs.analytics.tiers import LIMIT_COLUMNS
+from runway_costs.collector.store import MODEL_DAILY_SQL
 
-__all__ = ["limit_use"]
+__all__ = ["limit_use", "limits_at", "limits_by_day"]
 
 
 def limit_use(
@@ -80,4 +86,98 @@ def limit_use(
             "high": high_ratio,
             "orgs": list(orgs) if orgs is not None else known_orgs(con),
         },
+    )
+
+
+def limits_by_day(
+    con: duckdb.DuckDBPyConnection,
+    orgs: Sequence[str],
+    start: date,
+    as_of: date,
+    all_orgs: bool = False,
+) -> pl.DataFrame:
+    """Per (org, model, day) in [start, as_of]: generations at the day's end, the day's peak,
+    and the limits in force. Read from ``model_daily`` (model_snapshots reduced per day by
+    the collector), which has a row only for days with a change, so each day carries the
+    latest earlier day's values when it has none of its own. Rows before ``start`` only
+    give each (org, model) its latest day to carry in, and the day grid is filled in polars
+    (an as-of join of days). For "all organizations" the scan skips the per-row org filter
+    and the reduced rows are filtered instead (``all_orgs``: ``orgs`` is every org)."""
+    orgs = list(orgs)
+    of_orgs = "TRUE" if all_orgs else "org = ANY($orgs)"  # a fixed fragment
+    params = {"start": start, "end": as_of} | ({} if all_orgs else {"orgs": orgs})
+    sql = f"""
+        SELECT org, model, date, gens_end, gens_peak, max_daily_generations AS lim,
+               max_concurrent_generations AS conc, last_taken_at AS taken_at
+        FROM {{in_range}}
+        WHERE {of_orgs} AND date >= $start AND date <= $end
+        UNION ALL  -- carried in from before the range: the latest day (no peak needed)
+        SELECT org, model, max(date), arg_max(gens_end, date), NULL,
+               arg_max_null(max_daily_generations, date),
+               arg_max_null(max_concurrent_generations, date), max(last_taken_at)
+        FROM {{before}}
+        WHERE {of_orgs} AND date < $start
+        GROUP BY org, model
+        """
+    try:
+        agg = query(con, sql.format(in_range="model_daily", before="model_daily"), params)
+    except duckdb.CatalogException as exc:
+        if "model_daily" not in str(exc):
+            raise
+        # a database not written since model_daily was added: reduce the snapshots here,
+        # filtered on taken_at before the reduction (the filters on date cannot reach it)
+        in_range, before = (
+            f"({MODEL_DAILY_SQL.format(where=f'{of_orgs} AND {taken}')})"
+            for taken in (
+                "taken_at >= $start::DATE AND taken_at < $end::DATE + INTERVAL 1 DAY",
+                "taken_at < $start::DATE",
+            )
+        )
+        agg = query(con, sql.format(in_range=in_range, before=before), params)
+    if all_orgs:
+        agg = agg.filter(pl.col("org").is_in(orgs))
+    days = pl.date_range(start, as_of, "1d", eager=True).alias("date").to_frame()
+    # The grid in (org, model, date) order; the as-of join keeps it, and needs the right
+    # side sorted by date within each (org, model) only. No sort on the strings after.
+    grid = agg.select("org", "model").unique().sort("org", "model").join(days, how="cross")
+    filled = grid.join_asof(
+        agg.sort("date").with_columns(row_date=pl.col("date")),
+        on="date",
+        by=["org", "model"],
+        check_sortedness=False,  # sorted within each (org, model); polars cannot check
+    )
+    # days before an (org, model)'s first row have nothing to show: drop them
+    filled = filled.filter(pl.col("row_date").is_not_null())
+    same_key = (pl.col("org") == pl.col("org").shift(1)) & (
+        pl.col("model") == pl.col("model").shift(1)
+    )
+    peak = pl.when(pl.col("row_date") == pl.col("date")).then("gens_peak").otherwise("gens_end")
+    return filled.select(
+        "org",
+        "model",
+        "date",
+        pl.col("gens_end").alias("daily_generations"),
+        # the count at midnight (yesterday's end) belongs to today's peak too
+        pl.max_horizontal(peak, pl.when(same_key).then(pl.col("gens_end").shift(1))).alias(
+            "peak_generations"
+        ),
+        pl.col("lim").alias("max_daily_generations"),
+        pl.col("conc").alias("max_concurrent_generations"),
+        "taken_at",
+    ).with_columns(peak_generations=pl.coalesce("peak_generations", "daily_generations"))
+
+
+def limits_at(daily: pl.DataFrame, today: pl.DataFrame, at: datetime) -> pl.DataFrame:
+    """Each (org, model)'s limits at ``at``: its latest row of ``at``'s day up to ``at``
+    (``today``), else the previous day's end from ``daily``. Rows of that day after ``at``
+    must not count, so the day-end values of ``at``'s own day cannot be used."""
+    before = daily.filter(pl.col("date") == at.date() - timedelta(days=1)).select(
+        "org", "model", *LIMIT_COLUMNS
+    )
+    return pl.concat(
+        [
+            today.select("org", "model", *LIMIT_COLUMNS),
+            before.join(today, on=["org", "model"], how="anti"),
+        ],
+        how="vertical_relaxed",
     )

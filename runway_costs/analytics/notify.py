@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -131,8 +131,10 @@ def deliver(
                 app = apprise.Apprise()
                 if not app.add(raw):
                     return Delivery(False, attempt, "Apprise does not accept this URL")
-                ok = app.notify(
-                    title=title, body=body, notify_type=_TYPES.get(severity, _TYPES["info"])
+                ok = bool(
+                    app.notify(
+                        title=title, body=body, notify_type=_TYPES.get(severity, _TYPES["info"])
+                    )
                 )
             except Exception as exc:  # any plugin failure is a failed attempt
                 ok = False
@@ -144,3 +146,28 @@ def deliver(
         if attempt < attempts:
             time.sleep(backoff * 2 ** (attempt - 1))
     return Delivery(False, attempts, error)
+
+
+@dataclass(frozen=True)
+class ChannelCheck:
+    """The outcome of a test notice on one channel."""
+
+    channel: str  # label, never the URL
+    ok: bool
+    error: str | None  # redacted like every delivery error
+
+
+def send_test_notification(urls: Sequence[SecretStr], attempts: int) -> list[ChannelCheck]:
+    """Send one test notice to every channel, so a user can check a channel works before an
+    alert depends on it."""
+    out = []
+    for i, url in enumerate(urls):
+        delivery = deliver(
+            url,
+            "[TEST] runway-costs",
+            "A test notification from the runway-costs dashboard: this channel works.",
+            "info",
+            attempts=attempts,
+        )
+        out.append(ChannelCheck(channel_label(url, i + 1), delivery.ok, delivery.error))
+    return out

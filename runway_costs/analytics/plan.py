@@ -128,6 +128,12 @@ def read_plan(path: Path, rates: RateTable) -> pl.DataFrame:
         raise PlanError(source, [PlanIssue(None, None, "file does not exist")]) from None
     except OSError as exc:
         raise PlanError(source, [PlanIssue(None, None, f"cannot read: {exc.strerror}")]) from None
+    return plan_from_bytes(data, source, path.suffix, rates)
+
+
+def plan_from_bytes(data: bytes, source: str, suffix: str, rates: RateTable) -> pl.DataFrame:
+    """The typed plan from a file's bytes (an upload, say): CSV or JSON by ``suffix`` (e.g.
+    ".csv"), then by content; every problem is reported against ``source``."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -139,7 +145,7 @@ def read_plan(path: Path, rates: RateTable) -> pl.DataFrame:
         ) from None
     if not text.strip():
         raise PlanError(source, [PlanIssue(None, None, "the plan is empty (no header, no rows)")])
-    suffix = path.suffix.lower()
+    suffix = suffix.lower()
     is_json = suffix == ".json" or (suffix != ".csv" and text.lstrip()[:1] in "[{")
     try:
         parsed = _parse_json(text) if is_json else _parse_csv(text)
@@ -168,13 +174,13 @@ def _parse_csv(text: str) -> tuple[dict[str, list], list[int | None], list[int],
         raise PlanError("<plan>", [PlanIssue(1, None, f"unreadable CSV header: {exc}")]) from None
     header = [h.strip() for h in header]
     if len(header) == 1:
-        for delim, name in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
+        for delim, label in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
             if delim in header[0]:
                 issues.append(
                     PlanIssue(
                         1,
                         None,
-                        f"the header is {name}-separated, not "
+                        f"the header is {label}-separated, not "
                         f"comma-separated; save the plan as CSV with commas",
                     )
                 )
@@ -264,15 +270,19 @@ def _element_lines(text: str, n: int) -> list[int | None]:
         return [None] * n
     decoder = json.JSONDecoder()
     skip = re.compile(r"[\s,]*")
-    pos, line, last, out = match.end(), 1, 0, []
+    pos, line, last = match.end(), 1, 0
+    out: list[int | None] = []
     try:
         while len(out) < n:
-            pos = skip.match(text, pos).end()
+            gap = skip.match(text, pos)
+            if gap is None:
+                return [None] * n
+            pos = gap.end()
             line += text.count("\n", last, pos)
             last = pos
             out.append(line)
             _, pos = decoder.raw_decode(text, pos)
-    except (json.JSONDecodeError, AttributeError):
+    except json.JSONDecodeError:
         return [None] * n
     return out
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Annotated
 
 import duckdb
 import typer
 from pydantic import ValidationError
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -29,7 +28,13 @@ from runway_costs.cli.common import (
     handle_errors,
     settings_from,
 )
-from runway_costs.collector.cycle import CycleResult, backfill_orgs, prepare, run_cycle_sync
+from runway_costs.collector.cycle import (
+    CycleResult,
+    Kind,
+    backfill_orgs,
+    prepare,
+    run_cycle_sync,
+)
 from runway_costs.collector.locks import LockError, SchedulerAlreadyRunning
 from runway_costs.collector.scheduler import run_scheduler
 from runway_costs.core.clock import Clock
@@ -57,14 +62,15 @@ def with_collection(settings: Settings, **changes: object) -> Settings:
 def result_table(result: CycleResult) -> Table:
     """One line per organization: what the cycle did and why it failed."""
     table = Table(title=f"{result.kind} collection", title_justify="left")
-    for name, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("org", "left"),
         ("status", "left"),
         ("rows changed", "right"),
         ("http calls", "right"),
         ("retries", "right"),
         ("error", "left"),
-    ):
+    )
+    for name, justify in columns:
         table.add_column(name, justify=justify, overflow="fold")
     for r in result.orgs:
         status = "[green]ok[/]" if r.status == "ok" else "[red]failed[/]"
@@ -79,7 +85,9 @@ def result_table(result: CycleResult) -> Table:
     return table
 
 
-def collect_once(settings: Settings, out: Console, clock: Clock, kind: str = "full") -> CycleResult:
+def collect_once(
+    settings: Settings, out: Console, clock: Clock, kind: Kind = "full"
+) -> CycleResult:
     """One cycle, with a progress bar on a terminal while backfilling history."""
     plans = prepare(settings, kind, clock().date())
     backfilling = backfill_orgs(plans)
@@ -164,21 +172,6 @@ def schedule(
         raise db_problem(settings.db_path, exc) from None
 
 
-@handle_errors
-def demo(
-    data_dir: Annotated[
-        Path, typer.Option("--data-dir", help="Where the demo database and config go")
-    ] = Path("data"),
-) -> None:
-    """Start an embedded sandbox, backfill 90 days into data/demo.duckdb, show status,
-    then keep collecting on a schedule until Ctrl-C."""
-    from runway_costs.cli.demo import run_demo
-
-    configure_logging()
-    raise typer.Exit(run_demo(data_dir, out=console, clock=cli_clock()))
-
-
 def register(app: typer.Typer) -> None:
     app.command("collect")(collect)
     app.command("schedule")(schedule)
-    app.command("demo")(demo)

@@ -19,12 +19,19 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, cast
 
+import typer
 from rich.console import Console
 
-from runway_costs.collector.scheduler import run_scheduler
+from runway_costs.cli.common import cli_clock, console, handle_errors
+from runway_costs.collector.scheduler import AfterCycle, run_scheduler
 from runway_costs.core.clock import Clock, system_clock
 from runway_costs.core.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from runway_costs.collector.cycle import CycleResult
+    from runway_costs.sandbox.server import SandboxServer
 
 DEMO_SEED = 7
 DEMO_DB = "demo.duckdb"
@@ -49,7 +56,7 @@ class DemoContext:
     seed: int = DEMO_SEED
     clock: Clock = system_clock
     resources: ExitStack = field(default_factory=ExitStack)
-    sandbox: object | None = None  # sandbox.server.SandboxServer
+    sandbox: SandboxServer | None = None
     config_path: Path | None = None
     settings: Settings | None = None
     extras: dict[str, object] = field(default_factory=dict)
@@ -79,6 +86,7 @@ def write_config(ctx: DemoContext) -> None:
         f"snapshot_minutes = {DEMO_SNAPSHOT_MINUTES}",
         f"usage_minutes = {DEMO_USAGE_MINUTES}",
     ]
+    assert ctx.sandbox is not None, "start_sandbox runs first"
     for org in ctx.sandbox.orgs:
         env_name = key_env_name(org["name"])
         os.environ[env_name] = org["api_key"]
@@ -102,6 +110,7 @@ def backfill(ctx: DemoContext) -> None:
     """Collect once: 90 days of history the first time (progress bar on a terminal)."""
     from runway_costs.cli.collect_cmd import collect_once, result_table
 
+    assert ctx.settings is not None, "write_config runs first"
     result = collect_once(ctx.settings, ctx.out, ctx.clock)
     ctx.out.print(result_table(result))
     ctx.extras["backfill"] = result
@@ -110,6 +119,7 @@ def backfill(ctx: DemoContext) -> None:
 def show_status(ctx: DemoContext) -> None:
     from runway_costs.cli.report_cmd import show_status as print_status
 
+    assert ctx.settings is not None, "write_config runs first"
     print_status(ctx.db_path, ctx.settings.credit_usd, ctx.out)
 
 
@@ -121,12 +131,13 @@ def schedule(ctx: DemoContext) -> None:
         f"collecting every {DEMO_SNAPSHOT_MINUTES} min (snapshots) and "
         f"{DEMO_USAGE_MINUTES} min (usage); press Ctrl-C to stop"
     )
+    assert ctx.settings is not None, "write_config runs first"
     run_scheduler(
         ctx.settings,
         clock=ctx.clock,
         stop_event=ctx.stop_event,
         on_result=lambda r: ctx.out.print(result_table(r)),
-        after_cycle=ctx.extras.get("after_cycle"),  # type: ignore[arg-type]
+        after_cycle=cast("AfterCycle | None", ctx.extras.get("after_cycle")),
     )
 
 
@@ -134,6 +145,7 @@ def check_alerts(ctx: DemoContext) -> None:
     """Check alerts once now and after every scheduled cycle, as `schedule` does."""
     from runway_costs.analytics.alerts import alerts_after_cycle
 
+    assert ctx.settings is not None, "write_config runs first"
     alerts_after_cycle(ctx.settings, ctx.clock)
     ctx.extras["after_cycle"] = alerts_after_cycle
 
@@ -180,5 +192,23 @@ def run_demo(
             if ctx.stop_event.is_set():
                 break
             step(ctx)
-    backfilled = ctx.extras.get("backfill")
+    backfilled = cast("CycleResult | None", ctx.extras.get("backfill"))
     return 0 if backfilled is None or backfilled.ok else 1
+
+
+@handle_errors
+def demo(
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where the demo database and config go")
+    ] = Path("data"),
+) -> None:
+    """Start an embedded sandbox, backfill 90 days into data/demo.duckdb, show status,
+    then keep collecting on a schedule until Ctrl-C."""
+    from runway_costs.cli.collect_cmd import configure_logging
+
+    configure_logging()
+    raise typer.Exit(run_demo(data_dir, out=console, clock=cli_clock()))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

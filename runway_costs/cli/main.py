@@ -18,6 +18,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "runway_costs.cli.sandbox_cmd",
     "runway_costs.cli.collect_cmd",
+    "runway_costs.cli.demo",
     "runway_costs.cli.report_cmd",
     "runway_costs.cli.price_cmd",
     "runway_costs.cli.forecast_cmd",

@@ -1,1 +1,1 @@
-"""The Streamlit dashboard: pages that present what ``analytics.views`` returns."""
+"""The Streamlit dashboard: pages that present what ``dashboard.views`` returns."""

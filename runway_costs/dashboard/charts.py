@@ -7,7 +7,7 @@ from typing import Any
 import altair as alt
 import polars as pl
 
-from runway_costs.analytics.views import Scope
+from runway_costs.dashboard.views import Scope
 
 
 def titled(what: str, scope: Scope) -> str:

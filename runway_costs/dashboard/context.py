@@ -13,9 +13,9 @@ from datetime import date, datetime
 
 import streamlit as st
 
-from runway_costs.analytics.views import Scope
 from runway_costs.core.clock import clock_from_env
 from runway_costs.core.config import Settings, load_settings
+from runway_costs.dashboard.views import Scope
 
 ALL_ORGS = "All organizations"
 SELECTION_KEY = "selection"

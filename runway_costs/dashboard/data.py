@@ -1,4 +1,4 @@
-"""Cached access to ``analytics.views``: one connection per load, never held open.
+"""Cached access to ``dashboard.views``: one connection per load, never held open.
 
 Loads are cached with ``st.cache_data`` for the collection interval (the shortest
 scheduler interval), and keyed by the published snapshot's modification time, so a
@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 import duckdb
 import streamlit as st
 
-from runway_costs.analytics.views import DataUnavailable, reader
 from runway_costs.core.files import snapshot_path
 from runway_costs.dashboard.context import get_settings
+from runway_costs.dashboard.views import DataUnavailable, reader
 
 T = TypeVar("T")
 

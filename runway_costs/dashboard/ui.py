@@ -10,8 +10,7 @@ from typing import Any, TypeVar
 import polars as pl
 import streamlit as st
 
-from runway_costs.analytics import views
-from runway_costs.analytics.views import DataUnavailable, Scope
+from runway_costs.dashboard import views
 from runway_costs.dashboard.context import (
     ALL_ORGS,
     SELECTION_KEY,
@@ -21,6 +20,7 @@ from runway_costs.dashboard.context import (
     utc_now,
 )
 from runway_costs.dashboard.data import fetch
+from runway_costs.dashboard.views import DataUnavailable, Scope
 
 T = TypeVar("T")
 UNAVAILABLE_KEY = "unavailable"

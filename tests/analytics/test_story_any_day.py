@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from runway_costs.analytics import forecast, views
+from runway_costs.analytics import forecast
 from runway_costs.analytics.alerts import check_alerts
 from runway_costs.collector.cycle import run_cycle_sync
 from runway_costs.core.clock import fixed_clock
 from runway_costs.core.config import Settings
+from runway_costs.dashboard import views
 from runway_costs.sandbox.server import SandboxServer
 from tests.collector.support import settings_for
 from tests.timecases import Instant, each_instant

@@ -6,6 +6,7 @@ Expected figures are worked out by hand from the seed rows; the comments show th
 from __future__ import annotations
 
 import json
+import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -420,7 +421,7 @@ def test_test_notification_reaches_a_real_webhook(app_for, seeded_db: Path, tmp_
 def test_page_data_is_cached_until_a_new_collection(app_for, seeded_db: Path, monkeypatch):
     import functools
 
-    from runway_costs.analytics import views
+    from runway_costs.dashboard import views
 
     calls = []
     original = views.overview
@@ -430,7 +431,8 @@ def test_page_data_is_cached_until_a_new_collection(app_for, seeded_db: Path, mo
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(views, "overview", counted)
+    # the loader looks the function up in its own module (``fn.__module__``): patch it there
+    monkeypatch.setattr(sys.modules[original.__module__], "overview", counted)
     # "now" (to the minute) is part of the key: hold it so a minute boundary cannot interfere
     monkeypatch.setattr("runway_costs.dashboard.ui.utc_now", lambda: datetime(2025, 3, 21, 8, 0))
     at = app_for(seeded_db).run()
@@ -457,8 +459,8 @@ def test_cache_lifetime_is_the_collection_interval(app_for, seeded_db, tmp_path,
 
 
 def test_spend_groups_small_models_as_other(seeded_db: Path) -> None:
-    from runway_costs.analytics import views
     from runway_costs.core.config import Settings
+    from runway_costs.dashboard import views
 
     with views.reader(seeded_db) as con:
         spend = views.spend(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from runway_costs.analytics import views
-from runway_costs.dashboard import ui
+from runway_costs.dashboard import ui, views
 from runway_costs.dashboard.context import get_settings
 
 
@@ -70,7 +69,10 @@ def render() -> None:
     st.write("Configured: " + ", ".join(data.channels))
     if st.button("Send a test notification", key="test_notification"):
         with st.spinner("Sending..."):
-            results = views.send_test_notification(get_settings())
+            settings = get_settings()
+            results = views.send_test_notification(
+                settings.alerts.urls, settings.alerts.delivery_attempts
+            )
         for r in results:
             if r.ok:
                 st.success(f"{r.channel}: delivered")

@@ -6,8 +6,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from runway_costs.analytics import views
-from runway_costs.dashboard import charts, ui
+from runway_costs.dashboard import charts, ui, views
 
 
 def render() -> None:

@@ -9,10 +9,9 @@ import json
 import polars as pl
 import streamlit as st
 
-from runway_costs.analytics import views
 from runway_costs.analytics.plan import PlanError
 from runway_costs.core.files import package_data
-from runway_costs.dashboard import ui
+from runway_costs.dashboard import ui, views
 from runway_costs.dashboard.context import get_settings, selection
 
 SAMPLE = package_data("sample-plan.csv")

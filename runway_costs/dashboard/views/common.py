@@ -1,0 +1,127 @@
+"""What every page's view model shares: the reader, the scope and collection freshness.
+
+The dashboard's view models (one module per page beside it: ``overview``, ``spend``,
+``limits``, ``planner``, ``alerts``) turn analytics results into what a page shows. They
+import no Streamlit and have no side effects, so every figure a reviewer sees is tested
+without a browser. Each takes a read-only DuckDB connection from ``reader`` and a ``Scope``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from runway_costs.analytics import spend as spend_mod
+from runway_costs.analytics.db import DatabaseBusyError, NoDataError, connect_reader
+from runway_costs.core.config import Settings
+
+
+class DataUnavailable(Exception):
+    """The database cannot be read right now; ``kind`` picks the page's message.
+
+    kind: ``"missing"`` (nothing collected yet), ``"busy"`` (being written; retry).
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@contextlib.contextmanager
+def reader(db_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection, with the two expected failures turned into DataUnavailable."""
+    try:
+        con = connect_reader(db_path)
+    except DatabaseBusyError as exc:
+        raise DataUnavailable("busy", str(exc)) from None
+    except NoDataError as exc:
+        raise DataUnavailable("missing", str(exc)) from None
+    except (duckdb.IOException, duckdb.ConnectionException) as exc:
+        raise DataUnavailable(
+            "busy", f"the database is being written right now ({type(exc).__name__})"
+        ) from None
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which organizations a page shows; charts name them through ``label``."""
+
+    orgs: tuple[str, ...]
+    all_orgs: bool = False
+
+    @property
+    def label(self) -> str:
+        names = ", ".join(self.orgs)
+        if self.all_orgs:
+            return f"all organizations ({names})"
+        return names
+
+    @property
+    def org_list(self) -> list[str]:
+        return list(self.orgs)
+
+
+def known_orgs(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:
+    """Organizations with any collected row, sorted by name."""
+    return spend_mod.known_orgs(con)
+
+
+def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A separate cursor per analytics call: one left with an unfetched result (DuckDB
+    refuses further work on it) cannot then break the next call."""
+    return con.cursor()
+
+
+@dataclass(frozen=True)
+class CollectionStatus:
+    """When the scope's data was last collected successfully, and whether that is stale."""
+
+    last_success: datetime | None
+    failed_since: int  # failed runs after the last success, across the scope
+    stale: bool
+    stale_hours: float
+    as_of: date  # the day the pages treat as "today": the last collection's UTC date
+
+
+def collection_status(
+    con: duckdb.DuckDBPyConnection, settings: Settings, scope: Scope, now: datetime
+) -> CollectionStatus:
+    """Stale when the last success is older than the alerts' ``stale_hours``."""
+    stale_hours = settings.alerts.thresholds.stale_hours
+    last, failed, last_any = con.execute(
+        """
+        WITH r AS (SELECT * FROM collection_runs WHERE list_contains($orgs, org)),
+             ok AS (SELECT max(finished_at) AS t FROM r WHERE status = 'ok')
+        SELECT (SELECT t FROM ok),
+               (SELECT count(*) FROM r WHERE status <> 'ok'
+                  AND finished_at > coalesce((SELECT t FROM ok), TIMESTAMP '1970-01-01')),
+               (SELECT max(taken_at) FROM org_snapshots WHERE list_contains($orgs, org))
+        """,
+        {"orgs": scope.org_list},
+    ).fetchall()[0]
+    reference = last or last_any
+    if reference is None:
+        day = con.execute(
+            "SELECT max(date) FROM daily_usage WHERE list_contains($orgs, org)",
+            {"orgs": scope.org_list},
+        ).fetchall()[0][0]
+        as_of = day or now.date()
+    else:
+        as_of = reference.date()
+    stale = last is None or (now - last) > timedelta(hours=stale_hours)
+    return CollectionStatus(
+        last_success=last,
+        failed_since=int(failed or 0),
+        stale=stale,
+        stale_hours=stale_hours,
+        as_of=as_of,
+    )

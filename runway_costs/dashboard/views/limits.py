@@ -1,0 +1,134 @@
+"""The Limits page: rolling-24h generations against each model's daily limit, per day,
+and each organization's tier progress."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import duckdb
+import polars as pl
+
+from runway_costs.analytics import limits as limits_mod
+from runway_costs.analytics import tiers as tiers_mod
+from runway_costs.analytics import tiertable as tiertable_mod
+from runway_costs.core.config import Settings
+from runway_costs.dashboard.views.common import Scope, cursor
+
+
+@dataclass(frozen=True)
+class LimitsData:
+    """Per organization and model: rolling-24h generations against the tier's limits."""
+
+    scope: Scope
+    as_of: date
+    current: pl.DataFrame
+    # org, model, daily_generations, max_daily_generations, max_concurrent_generations,
+    # observed_at, peak_7d, days_at_limit_30d, usage_ratio
+    history: pl.DataFrame  # series, date, used (peak share of the daily limit), ...
+    tiers: pl.DataFrame
+    # org, tier, cap_credits, next_tier, next_cap_credits, next_unlock_days,
+    # next_unlock_spend_usd, days_at_tier, since_first_snapshot, spend_usd, days_progress,
+    # spend_progress, eligible
+
+
+def _tiers_frame(progress: list[tiers_mod.TierProgress]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            {
+                "org": p.org,
+                "tier": p.tier,
+                "cap_credits": p.cap_credits,
+                "next_tier": p.next_tier,
+                "next_cap_credits": p.next_cap_credits,
+                "next_unlock_days": p.next_unlock_days,
+                "next_unlock_spend_usd": p.next_unlock_spend_usd,
+                "days_at_tier": p.days_at_tier,
+                "since_first_snapshot": p.since_first_snapshot,
+                "spend_usd": p.spend_usd,
+                "days_progress": p.days_progress,
+                "spend_progress": p.spend_progress,
+                "eligible": p.eligible,
+            }
+            for p in progress
+        ],
+        schema={
+            "org": pl.String,
+            "tier": pl.Int64,
+            "cap_credits": pl.Int64,
+            "next_tier": pl.Int64,
+            "next_cap_credits": pl.Int64,
+            "next_unlock_days": pl.Int64,
+            "next_unlock_spend_usd": pl.Float64,
+            "days_at_tier": pl.Float64,
+            "since_first_snapshot": pl.Boolean,
+            "spend_usd": pl.Float64,
+            "days_progress": pl.Float64,
+            "spend_progress": pl.Float64,
+            "eligible": pl.Boolean,
+        },
+    )
+
+
+def limits(
+    con: duckdb.DuckDBPyConnection, settings: Settings, scope: Scope, start: date, at: datetime
+) -> LimitsData:
+    """Limit use now and per day, and each organization's tier progress.
+
+    One organization: a line per model. Several: per organization, the share of the
+    daily limit of its busiest model (1,200 lines of org x model say nothing at once).
+    Set-based for any number of organizations: one scan of the days needed, one query for
+    caps and spend, one for the limits of ``at``'s day so far.
+    """
+    as_of = at.date()
+    table = tiertable_mod.load_tiers()
+    orgs = scope.org_list
+    midnight = datetime.combine(as_of, datetime.min.time(), at.tzinfo)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # DuckDB queries release the GIL
+        facts_job = pool.submit(tiers_mod.tier_facts, cursor(con), at, orgs)
+        today_job = pool.submit(tiers_mod.latest_limits, cursor(con), at, orgs, midnight)
+        daily = limits_mod.limits_by_day(
+            cursor(con), orgs, min(start, as_of - timedelta(days=29)), as_of, scope.all_orgs
+        )
+        facts, today = facts_job.result(), today_job.result()
+    progress = tiers_mod.progress_from(
+        table, at, facts, limits_mod.limits_at(daily, today, at), settings.credit_usd
+    )
+    share = pl.col("peak_generations") / pl.col("max_daily_generations")
+    last7 = pl.col("date") > as_of - timedelta(days=7)
+    last30 = pl.col("date") > as_of - timedelta(days=30)
+    current = (  # every (org, model) has a row on as_of, the latest: 30 days suffice
+        daily.filter(last30)
+        .group_by("org", "model")
+        .agg(
+            pl.col("daily_generations", "max_daily_generations", "max_concurrent_generations")
+            .sort_by("date")
+            .last(),
+            pl.col("taken_at").max().alias("observed_at"),
+            pl.col("peak_generations").filter(last7).max().alias("peak_7d"),
+            (share >= 1).filter(last30).sum().alias("days_at_limit_30d"),
+        )
+        .with_columns(
+            usage_ratio=pl.when(pl.col("max_daily_generations") > 0).then(
+                pl.col("daily_generations") / pl.col("max_daily_generations")
+            )
+        )
+        .sort("org", "model")
+    )
+    history = daily.filter(pl.col("date") >= start).with_columns(used=share)
+    if len(scope.orgs) > 1:
+        history = (
+            history.group_by("org", "date")
+            .agg(pl.col("used").max())
+            .with_columns(series=pl.col("org") + " (busiest model)")
+        )
+    else:
+        history = history.with_columns(series=pl.col("model"))
+    return LimitsData(
+        scope=scope,
+        as_of=as_of,
+        current=current,
+        history=history.sort("series", "date"),
+        tiers=_tiers_frame(progress),
+    )
