@@ -27,7 +27,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
-from runway_costs.analytics.purchases import purchase_headroom, purchases_window
+from runway_costs.analytics.purchases import PurchasesWindow, purchase_headroom
 from runway_costs.analytics.rates import RateTable
 from runway_costs.analytics.tiertable import TierTable
 
@@ -52,10 +52,20 @@ class Feasibility:
     fits_cap: bool
     cap_shortfall: int
     notes: tuple[str, ...]
-    # the span purchased_30d covers ("in the last 30 days", "since ... UTC (n of 30 days
-    # known)", "unknown: ..."; analytics.purchases) and its start, ISO UTC, null if none
-    purchases_window: str | None = None
-    purchases_observed_since: str | None = None
+    # the span purchased_30d covers (analytics.purchases); None for a tier
+    window: PurchasesWindow | None = None
+
+    @property
+    def purchases_window(self) -> str | None:
+        """The window in words: "in the last 30 days", "since ... UTC (n of 30 days
+        known)", "unknown: ..."."""
+        return None if self.window is None else self.window.text
+
+    @property
+    def purchases_observed_since(self) -> str | None:
+        """Start of the window's known days, ISO UTC ("...Z"), None if none."""
+        since = None if self.window is None else self.window.since
+        return None if since is None else f"{since:%Y-%m-%dT%H:%M:%S}Z"
 
 
 LIMIT_SCHEMA = {
@@ -107,17 +117,17 @@ def feasibility_for_org(
     row = head.row(0, named=True) if head.height else {}
     observed = int(row.get("observed_days") or 0)
     since, began = row.get("purchases_observed_since"), row.get("balances_observed_since")
-    window = purchases_window(observed, since, began)
-    if observed == 0:
+    window = PurchasesWindow.of(observed, since, began)
+    if not window.known:
         notes.append(
-            f"purchases in the last 30 days are {window}; the full cap is treated as available"
+            f"purchases in the last 30 days are {window.text}; the full cap is treated as available"
         )
     else:
         purchased = int(row["purchases_30d_credits"])
-        if observed < 30:
+        if not window.complete:
             notes.append(
-                f"purchases reconstructed {window}; any bought before are unknown and not "
-                "counted against the cap"
+                f"purchases reconstructed {window.text}; any bought before are unknown and "
+                "not counted against the cap"
             )
     feas = _assess(
         f"organization {org!r}",
@@ -129,11 +139,7 @@ def feasibility_for_org(
         purchased=purchased,
         notes=notes,
     )
-    return replace(
-        feas,
-        purchases_window=window,
-        purchases_observed_since=None if since is None else f"{since:%Y-%m-%dT%H:%M:%S}Z",
-    )
+    return replace(feas, window=window)
 
 
 def feasibility_for_tier(

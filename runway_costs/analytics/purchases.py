@@ -32,13 +32,16 @@ Public API:
 - ``balances_observed_since(con, orgs) -> pl.DataFrame``: org, balances_observed_since.
 - ``describe_purchases(credits, observed_days, observed_since, balances_since=None) -> str``
   e.g. "1,200", "0 since 2026-11-25 00:00 UTC (1 of 30 days known)", "unknown: ...".
-- ``purchases_window(observed_days, observed_since, balances_since=None) -> str``
-  the same without the number: "in the last 30 days", "since ...", "unknown ...".
+- ``PurchasesWindow.of(observed_days, observed_since, balances_since=None)``: the window
+  as a value: ``known``, ``complete`` (all 30 days), ``days``, ``since``, ``reason`` and
+  ``text`` ("in the last 30 days", "since ...", "unknown: ...").
+- ``purchases_window(...) -> str``: ``PurchasesWindow.of(...).text`` (deprecated).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 import duckdb
@@ -49,6 +52,7 @@ from runway_costs.core.money import CREDIT_USD, usd
 from runway_costs.core.windows import PURCHASE_WINDOW_DAYS, window_start
 
 __all__ = [
+    "PurchasesWindow",
     "balances_observed_since",
     "describe_purchases",
     "org_state",
@@ -190,21 +194,74 @@ def _utc(at: datetime | date) -> str:
     return f"{at:%Y-%m-%d %H:%M} UTC"
 
 
+@dataclass(frozen=True, slots=True)
+class PurchasesWindow:
+    """The span a "bought in the last 30 days" figure covers: the whole window, or since
+    when (the days before are unknown, not zero), or unknown altogether.
+
+    ``known``: some day of the window has known purchases (or all do); ``days``: how many
+    window days do; ``since``: 00:00 UTC of the first of them; ``balances_since``: when
+    the first successful balance collection finished. ``text`` says it in the words every
+    view uses; ``reason`` is why nothing is known (``None`` when something is).
+    """
+
+    known: bool
+    days: int
+    since: datetime | None
+    balances_since: datetime | None = None
+
+    @classmethod
+    def of(
+        cls,
+        observed_days: int,
+        observed_since: datetime | date | None,
+        balances_since: datetime | None = None,
+    ) -> PurchasesWindow:
+        """From ``purchase_headroom``'s observed_days, purchases_observed_since and
+        balances_observed_since."""
+        if observed_since is not None and not isinstance(observed_since, datetime):
+            observed_since = datetime.combine(observed_since, time())
+        known = observed_days >= PURCHASE_WINDOW_DAYS or (
+            observed_days > 0 and observed_since is not None
+        )
+        return cls(known, observed_days, observed_since, balances_since)
+
+    @property
+    def complete(self) -> bool:
+        """Every day of the 30-day window is known: the figure is the whole window's."""
+        return self.days >= PURCHASE_WINDOW_DAYS
+
+    @property
+    def reason(self) -> str | None:
+        """Why nothing is known ("no balance collected yet", ...), or None."""
+        if self.known:
+            return None
+        if self.balances_since is None:
+            return "no balance collected yet"
+        # a day's purchases need the balance at the end of the day before
+        return f"balances collected only since {_utc(self.balances_since)}"
+
+    @property
+    def text(self) -> str:
+        """The window in words: "in the last 30 days", "since 2026-11-25 00:00 UTC (2 of
+        30 days known)" or "unknown: <reason>"."""
+        if self.complete:
+            return f"in the last {PURCHASE_WINDOW_DAYS} days"
+        if not self.known:
+            return f"unknown: {self.reason}"
+        assert self.since is not None
+        return f"since {_utc(self.since)} ({self.days} of {PURCHASE_WINDOW_DAYS} days known)"
+
+
 def purchases_window(
     observed_days: int,
     observed_since: datetime | date | None,
     balances_since: datetime | None = None,
 ) -> str:
-    """The span a "bought" figure covers, said plainly: the whole window, or since when
-    (the days before are unknown, not zero), or unknown altogether."""
-    if observed_days >= PURCHASE_WINDOW_DAYS:
-        return f"in the last {PURCHASE_WINDOW_DAYS} days"
-    if observed_days <= 0 or observed_since is None:
-        if balances_since is None:
-            return "unknown: no balance collected yet"
-        # a day's purchases need the balance at the end of the day before
-        return f"unknown: balances collected only since {_utc(balances_since)}"
-    return f"since {_utc(observed_since)} ({observed_days} of {PURCHASE_WINDOW_DAYS} days known)"
+    """``PurchasesWindow.of(...).text``. Deprecated: kept only until the dashboard's
+    overview reads ``PurchasesWindow`` (branch on ``known`` / ``complete``, not on the
+    sentence); new code uses ``PurchasesWindow.of``."""
+    return PurchasesWindow.of(observed_days, observed_since, balances_since).text
 
 
 def describe_purchases(
@@ -215,8 +272,8 @@ def describe_purchases(
 ) -> str:
     """A "bought, last 30 days" figure with its window: "1,200" when all 30 days are
     known, "0 since 2026-11-25 00:00 UTC (1 of 30 days known)", or "unknown: ..."."""
-    window = purchases_window(observed_days, observed_since, balances_since)
-    if window.startswith("unknown"):
-        return window
+    window = PurchasesWindow.of(observed_days, observed_since, balances_since)
+    if not window.known:
+        return window.text
     number = f"{credits or 0:,}"
-    return number if observed_days >= PURCHASE_WINDOW_DAYS else f"{number} {window}"
+    return number if window.complete else f"{number} {window.text}"

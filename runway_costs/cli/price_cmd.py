@@ -207,6 +207,9 @@ def _feasibility_doc(feas: Feasibility) -> dict[str, Any]:
     doc = asdict(feas)
     doc["models"] = _records(feas.models)
     doc["notes"] = list(feas.notes)
+    del doc["window"]  # said as the two fields below, as before the window was typed
+    doc["purchases_window"] = feas.purchases_window
+    doc["purchases_observed_since"] = feas.purchases_observed_since
     return doc
 
 
@@ -452,8 +455,8 @@ def _show_feasibility(feas: Feasibility) -> None:
             highlight=False,
         )
     bought = (
-        f"{feas.purchased_30d:,} bought {feas.purchases_window or 'in the last 30 days'}, "
-        if (feas.purchased_30d is not None)
+        f"{feas.purchased_30d:,} bought {feas.window.text}, "
+        if feas.purchased_30d is not None and feas.window is not None
         else ""
     )
     verdict = (

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from runway_costs.analytics.purchases import (
+    PurchasesWindow,
     describe_purchases,
     org_state,
     purchase_headroom,
     purchases_daily,
-    purchases_window,
 )
 from tests.analytics.conftest import add_run, add_snapshot, new_db
 
@@ -59,10 +59,25 @@ def test_a_partial_window_says_since_when_never_a_bare_zero():
         "unknown: balances collected only since 2026-11-24 02:11 UTC"
     )
     assert describe_purchases(0, 0, None, None) == "unknown: no balance collected yet"
-    assert purchases_window(30, datetime(2026, 10, 27)) == "in the last 30 days"
+    assert PurchasesWindow.of(30, datetime(2026, 10, 27)).text == "in the last 30 days"
     assert (
-        purchases_window(2, date(2026, 11, 25)) == "since 2026-11-25 00:00 UTC (2 of 30 days known)"
+        PurchasesWindow.of(2, date(2026, 11, 25)).text
+        == "since 2026-11-25 00:00 UTC (2 of 30 days known)"
     )
+
+
+def test_the_window_is_a_value_not_a_sentence_to_parse():
+    began = datetime(2026, 11, 24, 2, 11)
+    full = PurchasesWindow.of(30, datetime(2026, 10, 27), began)
+    assert (full.known, full.complete, full.reason) == (True, True, None)
+    part = PurchasesWindow.of(2, date(2026, 11, 25), began)
+    assert (part.known, part.complete, part.days) == (True, False, 2)
+    assert part.since == datetime(2026, 11, 25)
+    none = PurchasesWindow.of(0, None, began)
+    assert (none.known, none.complete) == (False, False)
+    assert none.reason == "balances collected only since 2026-11-24 02:11 UTC"
+    assert none.text == f"unknown: {none.reason}"
+    assert PurchasesWindow.of(0, None).reason == "no balance collected yet"
 
 
 def test_headroom_right_after_the_first_collection(tmp_path):
