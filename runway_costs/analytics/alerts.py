@@ -49,7 +49,7 @@ from runway_costs.analytics.alert_store import (
 )
 from runway_costs.analytics.db import connect_reader
 from runway_costs.analytics.notify import Delivery, channel_label, deliver
-from runway_costs.analytics.spend import known_orgs
+from runway_costs.analytics.orgs import orgs_with_data
 from runway_costs.core.clock import Clock
 from runway_costs.core.config import Settings
 
@@ -200,7 +200,7 @@ def plan_alerts(
 
 def _orgs(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:
     """Configured organizations, else every organization in the database."""
-    return [o.name for o in settings.orgs] if settings.orgs else known_orgs(con)
+    return [o.name for o in settings.orgs] if settings.orgs else orgs_with_data(con)
 
 
 def evaluate_alerts(

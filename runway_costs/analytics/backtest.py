@@ -25,7 +25,8 @@ import duckdb
 import polars as pl
 
 from runway_costs.analytics.forecast import month_end
-from runway_costs.analytics.spend import known_orgs, query
+from runway_costs.analytics.orgs import orgs_with_data
+from runway_costs.analytics.spend import query
 
 __all__ = ["Backtest", "backtest"]
 
@@ -74,7 +75,7 @@ def backtest(
     as_of: date | None = None,
 ) -> Backtest:
     """Score the month-end forecast against the naive baseline on every whole past month."""
-    names = list(orgs) if orgs is not None else known_orgs(con)
+    names = list(orgs) if orgs is not None else orgs_with_data(con)
     records = []
     for org in names:  # per org and month: a few dozen forecasts, not a loop over rows
         history = query(

@@ -47,7 +47,8 @@ from datetime import date, datetime, time, timedelta
 import duckdb
 import polars as pl
 
-from runway_costs.analytics.spend import known_orgs, query
+from runway_costs.analytics.orgs import orgs_with_data
+from runway_costs.analytics.spend import query
 from runway_costs.core.money import CREDIT_USD, usd
 from runway_costs.core.windows import PURCHASE_WINDOW_DAYS, window_start
 
@@ -76,7 +77,7 @@ def org_state(
         QUALIFY row_number() OVER (PARTITION BY org ORDER BY taken_at DESC) = 1
         ORDER BY org
         """,
-        {"at": at, "orgs": list(orgs) if orgs is not None else known_orgs(con)},
+        {"at": at, "orgs": list(orgs) if orgs is not None else orgs_with_data(con)},
     )
 
 
@@ -124,7 +125,7 @@ def purchases_daily(
         FROM joined WHERE date >= $start ORDER BY org, date
         """,
         {
-            "orgs": list(orgs) if orgs is not None else known_orgs(con),
+            "orgs": list(orgs) if orgs is not None else orgs_with_data(con),
             "start": start,
             "end": end,
         },
@@ -138,7 +139,7 @@ def purchase_headroom(
     credit_usd: float = CREDIT_USD,
 ) -> pl.DataFrame:
     """Rolling 30-day purchases against ``maxMonthlyCreditSpend``: what is left to buy."""
-    names = list(orgs) if orgs is not None else known_orgs(con)
+    names = list(orgs) if orgs is not None else orgs_with_data(con)
     window = purchases_daily(con, names, window_start(as_of), as_of)
     known = pl.col("purchases").is_not_null()
     sums = window.group_by("org").agg(
@@ -184,7 +185,7 @@ def balances_observed_since(
         WHERE status = 'ok' AND kind IN ('full', 'snapshot') AND org = ANY($orgs)
         GROUP BY org ORDER BY org
         """,
-        {"orgs": list(orgs) if orgs is not None else known_orgs(con)},
+        {"orgs": list(orgs) if orgs is not None else orgs_with_data(con)},
     )
 
 

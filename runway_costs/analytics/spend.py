@@ -18,7 +18,6 @@ Public API (``con`` is any DuckDB connection, e.g. ``analytics.db.connect_reader
   org, [model], today_credits, mtd_credits, rolling_30d_credits and the matching ``*_usd``.
 - ``top_models(con, start, end, orgs=None, n=5, credit_usd=CREDIT_USD) -> pl.DataFrame``
   org, rank, model, credits, usd, share (of the org's net spend in the window).
-- ``known_orgs(con) -> list[str]`` every organization with any collected data.
 - ``query(con, sql, params) -> pl.DataFrame``: the helper the other analytics modules share.
 
 ``credit_usd`` defaults to ``core.money.CREDIT_USD``; callers holding settings pass
@@ -33,6 +32,7 @@ from datetime import date
 import duckdb
 import polars as pl
 
+from runway_costs.analytics.orgs import orgs_with_data
 from runway_costs.core.money import CREDIT_USD, usd
 from runway_costs.core.windows import window_start
 
@@ -59,19 +59,13 @@ def month_start(day: date) -> date:
     return day.replace(day=1)
 
 
-def known_orgs(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Organizations with a snapshot, usage or a collection run, sorted."""
-    rows = con.execute(
-        """
-        SELECT org FROM org_snapshots UNION SELECT org FROM daily_usage
-        UNION SELECT org FROM collection_runs ORDER BY org
-        """
-    ).fetchall()
-    return [r[0] for r in rows]
+# Deprecated name of ``analytics.orgs.orgs_with_data``, kept until forecast, limits and the
+# dashboard's views import that instead.
+known_orgs = orgs_with_data
 
 
 def _orgs_list(con: duckdb.DuckDBPyConnection, orgs: Sequence[str] | None) -> list[str]:
-    return list(orgs) if orgs is not None else known_orgs(con)
+    return list(orgs) if orgs is not None else orgs_with_data(con)
 
 
 def _window_credits(

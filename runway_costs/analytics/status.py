@@ -6,7 +6,6 @@ org and per (org, model).
 Public API:
     org_status(con, credit_usd=CREDIT_USD) -> pl.DataFrame
     model_status(con) -> pl.DataFrame
-    known_orgs(con) -> list[str]
 """
 
 from __future__ import annotations
@@ -15,12 +14,6 @@ import duckdb
 import polars as pl
 
 from runway_costs.core.money import CREDIT_USD
-
-
-def known_orgs(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Every organization the collector has ever run for, sorted."""
-    rows = con.execute("SELECT DISTINCT org FROM collection_runs ORDER BY org").fetchall()
-    return [r[0] for r in rows]
 
 
 def org_status(con: duckdb.DuckDBPyConnection, credit_usd: float = CREDIT_USD) -> pl.DataFrame:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from runway_costs.analytics.backtest import backtest
 from runway_costs.analytics.forecast import OrgForecast, forecast_all
-from runway_costs.analytics.spend import known_orgs
+from runway_costs.analytics.orgs import orgs_with_data
 from runway_costs.cli.common import (
     AsOfOption,
     ConfigOption,
@@ -28,10 +28,10 @@ from runway_costs.cli.common import (
 
 def pick_orgs(con, configured: list[str], org: str | None) -> list[str]:  # noqa: ANN001
     """Configured organizations (else all in the database), or the one asked for."""
-    available = configured or known_orgs(con)
+    available = configured or orgs_with_data(con)
     if org is None:
         return available
-    if org not in available and org not in known_orgs(con):
+    if org not in available and org not in orgs_with_data(con):
         known = ", ".join(available) or "none"
         raise fail(f"--org: unknown organization {org!r} (known: {known})")
     return [org]

@@ -18,7 +18,8 @@ from rich.table import Table
 
 from runway_costs.analytics.db import connect_reader
 from runway_costs.analytics.export import render, usage_export, write_atomic
-from runway_costs.analytics.status import known_orgs, model_status, org_status
+from runway_costs.analytics.orgs import orgs_collected
+from runway_costs.analytics.status import model_status, org_status
 from runway_costs.cli.common import (
     EXIT_USAGE,
     ConfigOption,
@@ -170,7 +171,7 @@ def export_usage(
         raise fail("--format parquet needs an output file (-o FILE)")
     settings = settings_from(config, db)
     with read_db(settings.db_path) as con:
-        if org is not None and org not in (orgs := known_orgs(con)):
+        if org is not None and org not in (orgs := orgs_collected(con)):
             known = ", ".join(orgs) or "none"
             raise fail(f"unknown organization {org!r} (in the database: {known})")
         frame = usage_export(con, org, start, end)
