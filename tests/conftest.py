@@ -14,7 +14,6 @@ from runway_costs.core.clock import NOW_ENV, fixed_clock
 from runway_costs.sandbox.server import SandboxServer
 
 
-
 def _real_monotonic_clock_under_faketime() -> None:
     """Run under libfaketime (``faketime DATE pytest``), the suite is about the date: the
     wall clock is faked, the monotonic clock must stay real. libfaketime fakes both by
