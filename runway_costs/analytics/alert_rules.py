@@ -21,8 +21,20 @@ what has cleared, is ``analytics.alerts``' business. Thresholds come from
 
 Public API:
 
-- ``Condition`` (org, rule, target, key, severity, value, threshold, message)
+The rules are declared once, in ``RULES`` (name, title, period, what it watches, its
+thresholds): the evaluation below, alert titles, the CLI, the dashboard's rules table and
+the README's thresholds block (a test compares them) all read it. The thresholds' default
+values live in ``AlertThresholds`` (core cannot import analytics); each ``Threshold``
+names its setting there and reads the default from it, and a test checks that every
+setting belongs to exactly one rule.
+
+- ``Severity`` (info < warning < critical; ``.rank``), ``Status`` (fired, ongoing,
+  resolved, superseded): ``StrEnum`` s, so stored and JSON values are the same strings.
 - ``SEVERITY_RANK``: {"info": 1, "warning": 2, "critical": 3}
+- ``RULES`` (tuple of ``Rule``), ``RULES_BY_NAME``, ``rule_title(name) -> str``,
+  ``rules_table(thresholds) -> pl.DataFrame`` (rule, setting, value: the rules in force)
+- ``Condition`` (org, rule, target, key, severity, value, threshold, message)
+- ``Alert`` (a condition with its status; ``analytics.alerts`` decides it)
 - ``evaluate_org(con, settings, org, as_of, budgets=None, limits=None) -> list[Condition]``
 - ``evaluate_rules(con, settings, orgs, as_of) -> list[Condition]``
 """
@@ -32,6 +44,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 
 import duckdb
 import numpy as np
@@ -42,11 +55,170 @@ from runway_costs.analytics.forecast import OrgForecast, forecast_org
 from runway_costs.analytics.limits import limit_use
 from runway_costs.analytics.spend import spend_daily
 from runway_costs.core.config import AlertThresholds, Settings
+from runway_costs.core.money import usd
 
-__all__ = ["SEVERITY_RANK", "Condition", "evaluate_org", "evaluate_rules"]
+__all__ = [
+    "RULES",
+    "RULES_BY_NAME",
+    "SEVERITY_RANK",
+    "Alert",
+    "Condition",
+    "Rule",
+    "Severity",
+    "Status",
+    "Threshold",
+    "evaluate_org",
+    "evaluate_rules",
+    "rule_title",
+    "rules_table",
+]
 
-SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
 ANOMALY_NORM_DAYS = 28
+
+
+class Severity(StrEnum):
+    """How bad a condition is; members compare as their stored strings."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return SEVERITY_RANK[self]
+
+
+SEVERITY_RANK = {Severity.INFO: 1, Severity.WARNING: 2, Severity.CRITICAL: 3}
+
+
+class Status(StrEnum):
+    """What one check decides about an alert (``alert_events`` / JSON values)."""
+
+    FIRED = "fired"  # announced (new, re-opened, or its severity rose)
+    ONGOING = "ongoing"  # still holds, already announced: silent
+    RESOLVED = "resolved"  # no longer holds: announced
+    SUPERSEDED = "superseded"  # the same condition moved to a new period: closed silently
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One ``[alerts.thresholds]`` setting of a rule, with how the rules table labels it."""
+
+    setting: str  # the AlertThresholds field
+    label: str
+
+    @property
+    def default(self) -> object:
+        return AlertThresholds.model_fields[self.setting].default
+
+    def value(self, thresholds: AlertThresholds) -> object:
+        return getattr(thresholds, self.setting)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    title: str  # in notices: "[WARNING] acme: <title>"
+    period: str  # what it fires once per
+    watches: str
+    thresholds: tuple[Threshold, ...]
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "cap_forecast",
+        "30-day purchase cap forecast to be reached",
+        "month",
+        "purchases needed within a 30-day window during the next 30 days, at the forecast "
+        "rate, against the 30-day purchase cap",
+        (
+            Threshold("cap_forecast_warn", "warning at share of 30-day cap"),
+            Threshold("cap_forecast_critical", "critical at share of 30-day cap"),
+        ),
+    ),
+    Rule(
+        "cap_used",
+        "30-day purchase cap used",
+        "month",
+        "purchases of the last 30 days against the 30-day purchase cap",
+        (Threshold("cap_used_levels", "levels (info, warning, critical)"),),
+    ),
+    Rule(
+        "budget_used",
+        "budget used",
+        "month, per budget",
+        "month-to-date spend against a budget",
+        (
+            Threshold("budget_used_warn", "warning at share of budget"),
+            Threshold("budget_used_critical", "critical at share of budget"),
+        ),
+    ),
+    Rule(
+        "budget_forecast",
+        "budget forecast to be exceeded",
+        "month, per budget",
+        "the month-end spend forecast against a budget",
+        (Threshold("budget_forecast_ratio", "warning at month-end forecast share of budget"),),
+    ),
+    Rule(
+        "runout",
+        "balance running out",
+        "month",
+        "days until the balance runs out at the forecast rate if nothing is bought",
+        (
+            Threshold("runout_warn_days", "warning when run-out within (days)"),
+            Threshold("runout_critical_days", "critical when run-out within (days)"),
+        ),
+    ),
+    Rule(
+        "daily_generations",
+        "daily generation limit",
+        "day, per model",
+        "rolling-24h generations against the model's daily limit (critical at 100%: HTTP 429)",
+        (Threshold("daily_generations_ratio", "warning at share of daily limit"),),
+    ),
+    Rule(
+        "spend_anomaly",
+        "unusual spend",
+        "the day",
+        f"yesterday's, or today's spend so far, against the {ANOMALY_NORM_DAYS} days before",
+        (
+            Threshold("anomaly_mads", f"robust SDs above the {ANOMALY_NORM_DAYS}-day median"),
+            Threshold("anomaly_min_credits", "and at least this many credits above it"),
+        ),
+    ),
+    Rule(
+        "collection_stale",
+        "collection stale",
+        "last success",
+        "time since the last successful collection",
+        (Threshold("stale_hours", "no successful collection for (hours)"),),
+    ),
+)
+RULES_BY_NAME = {r.name: r for r in RULES}
+
+
+def rule_title(name: str) -> str:
+    """The rule's title for notices (its name when it is not declared)."""
+    rule = RULES_BY_NAME.get(name)
+    return rule.title if rule else name
+
+
+def rules_table(thresholds: AlertThresholds) -> pl.DataFrame:
+    """The rules in force: one (rule, setting, value) row per threshold, as text."""
+
+    def text(v: object) -> str:
+        return ", ".join(map(str, v)) if isinstance(v, tuple | list) else str(v)
+
+    rows = [(r.name, t.label, text(t.value(thresholds))) for r in RULES for t in r.thresholds]
+    return pl.DataFrame(
+        {
+            "rule": [r[0] for r in rows],
+            "setting": [r[1] for r in rows],
+            "value": [r[2] for r in rows],
+        },
+        schema={"rule": pl.String, "setting": pl.String, "value": pl.String},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +230,51 @@ class Condition:
     rule: str
     target: str
     key: str
-    severity: str
+    severity: Severity
     value: float
     threshold: float
     message: str
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES_BY_NAME:  # every rule is declared in RULES
+            raise ValueError(f"undeclared alert rule {self.rule!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A condition with what a check decided about it (``analytics.alerts``); the stored
+    columns are ``analytics.alert_store``'s. Values read back from the database are plain
+    strings, equal to the ``Severity`` / ``Status`` members."""
+
+    org: str
+    rule: str
+    target: str
+    key: str
+    severity: str  # a Severity
+    status: str  # a Status (superseded is internal, never shown)
+    value: float | None
+    threshold: float | None
+    message: str
+    notified_severity: str = ""
+
+    @property
+    def title(self) -> str:
+        target = f" ({self.target})" if self.target else ""
+        label = "RESOLVED" if self.status == Status.RESOLVED else self.severity.upper()
+        return f"[{label}] {self.org}: {rule_title(self.rule)}{target}"
+
+    def to_json(self) -> dict:
+        return {
+            "org": self.org,
+            "rule": self.rule,
+            "target": self.target or None,
+            "severity": self.severity,
+            "status": self.status,
+            "key": self.key,
+            "message": self.message,
+            "value": self.value,
+            "threshold": self.threshold,
+        }
 
 
 def _c(n: float | int | None) -> str:
@@ -70,14 +283,14 @@ def _c(n: float | int | None) -> str:
 
 
 def _cu(n: float | int, credit_usd: float) -> str:
-    return f"{round(n):,} credits (USD {n * credit_usd:,.2f})"
+    return f"{round(n):,} credits (USD {usd(n, credit_usd):,.2f})"
 
 
 def _pct(x: float) -> str:
     return f"{x:.0%}"
 
 
-def _level(value: float, levels: Sequence[tuple[float, str]]) -> tuple[str, float] | None:
+def _level(value: float, levels: Sequence[tuple[float, Severity]]) -> tuple[Severity, float] | None:
     """The highest (threshold, severity) that ``value`` reaches, if any."""
     hit = [(t, s) for t, s in levels if value >= t]
     if not hit:
@@ -93,9 +306,9 @@ def _cap_rules(fc: OrgForecast, th: AlertThresholds, month: str, usd: float) -> 
         return out
     used = fc.purchases_30d_credits / cap
     levels = [
-        (th.cap_used_levels[0], "info"),
-        (th.cap_used_levels[1], "warning"),
-        (th.cap_used_levels[2], "critical"),
+        (th.cap_used_levels[0], Severity.INFO),
+        (th.cap_used_levels[1], Severity.WARNING),
+        (th.cap_used_levels[2], Severity.CRITICAL),
     ]
     hit = _level(used, levels)
     if hit:
@@ -117,7 +330,11 @@ def _cap_rules(fc: OrgForecast, th: AlertThresholds, month: str, usd: float) -> 
     if fc.cap_peak_30d_credits is not None:
         peak = fc.cap_peak_30d_credits / cap
         hit = _level(
-            peak, [(th.cap_forecast_warn, "warning"), (th.cap_forecast_critical, "critical")]
+            peak,
+            [
+                (th.cap_forecast_warn, Severity.WARNING),
+                (th.cap_forecast_critical, Severity.CRITICAL),
+            ],
         )
         if hit:
             sev, t = hit
@@ -148,9 +365,9 @@ def _runout_rule(fc: OrgForecast, th: AlertThresholds, month: str, usd: float) -
         return []
     days = (fc.runout_date - fc.as_of.date()).days
     if days <= th.runout_critical_days:
-        sev, t = "critical", th.runout_critical_days
+        sev, t = Severity.CRITICAL, th.runout_critical_days
     elif days <= th.runout_warn_days:
-        sev, t = "warning", th.runout_warn_days
+        sev, t = Severity.WARNING, th.runout_warn_days
     else:
         return []
     return [
@@ -179,7 +396,7 @@ def _budget_rules(
         budget = f"{month} budget of {_cu(b['budget_credits'], usd)}"
         hit = _level(
             b["used_ratio"],
-            [(th.budget_used_warn, "warning"), (th.budget_used_critical, "critical")],
+            [(th.budget_used_warn, Severity.WARNING), (th.budget_used_critical, Severity.CRITICAL)],
         )
         if hit:
             sev, t = hit
@@ -203,7 +420,7 @@ def _budget_rules(
                     "budget_forecast",
                     target,
                     month,
-                    "warning",
+                    Severity.WARNING,
                     round(b["forecast_ratio"], 4),
                     th.budget_forecast_ratio,
                     f"{scope} is forecast to reach {_cu(b['forecast_mid'], usd)} by month end "
@@ -220,13 +437,16 @@ def _generation_rules(
     out: list[Condition] = []
     rows = limits.filter((pl.col("org") == org) & pl.col("usage_ratio").is_not_null())
     for r in rows.iter_rows(named=True):  # one row per model
-        hit = _level(r["usage_ratio"], [(th.daily_generations_ratio, "warning"), (1.0, "critical")])
+        hit = _level(
+            r["usage_ratio"],
+            [(th.daily_generations_ratio, Severity.WARNING), (1.0, Severity.CRITICAL)],
+        )
         if not hit:
             continue
         sev, t = hit
         tail = (
             "new generations are refused (HTTP 429) until the rolling window frees up"
-            if sev == "critical"
+            if sev == Severity.CRITICAL
             else "new generations will be refused once it is reached"
         )
         out.append(
@@ -269,7 +489,7 @@ def _anomaly_rule(
                     "spend_anomaly",
                     "",
                     str(day),
-                    "warning",
+                    Severity.WARNING,
                     float(values[end]),
                     round(limit),
                     f"{org} spent {_cu(values[end], usd)} {which}, far above its usual "
@@ -305,7 +525,7 @@ def _stale_rule(
             "collection_stale",
             "",
             "never" if last is None else last.isoformat(timespec="seconds"),
-            "warning",
+            Severity.WARNING,
             round(hours, 2) if hours is not None else float("inf"),
             th.stale_hours,
             f"{org} {since}; figures and alerts for it are out of date.",

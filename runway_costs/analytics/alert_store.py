@@ -29,7 +29,7 @@ from runway_costs.analytics.notify import Delivery
 from runway_costs.analytics.spend import query
 
 if TYPE_CHECKING:
-    from runway_costs.analytics.alerts import Alert
+    from runway_costs.analytics.alert_rules import Alert
 
 __all__ = [
     "add_deliveries",

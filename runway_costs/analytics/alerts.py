@@ -17,7 +17,7 @@ Undelivered notices are retried by the following checks for a day.
 Public API:
 
 - ``Alert`` (org, rule, target, key, severity, status, value, threshold, message),
-  ``Alert.to_json()``
+  ``Alert.to_json()`` (declared in ``analytics.alert_rules``, re-exported here)
 - ``plan_alerts(state, conditions, evaluated_orgs) -> list[Alert]`` (pure)
 - ``evaluate_alerts(con, settings, as_of, orgs=None) -> list[Alert]`` (read-only: what a
   check would announce now; ``alerts check --dry-run``)
@@ -36,7 +36,14 @@ from datetime import datetime, timedelta
 import duckdb
 import polars as pl
 
-from runway_costs.analytics.alert_rules import SEVERITY_RANK, Condition, evaluate_rules
+from runway_costs.analytics.alert_rules import (
+    SEVERITY_RANK,
+    Alert,
+    Condition,
+    Status,
+    evaluate_rules,
+    rule_title,
+)
 from runway_costs.analytics.alert_store import (
     add_deliveries,
     alert_history,
@@ -66,52 +73,8 @@ __all__ = [
 
 log = logging.getLogger("runway_costs.analytics.alerts")
 
-RULE_TITLES = {
-    "cap_forecast": "30-day purchase cap forecast to be reached",
-    "cap_used": "30-day purchase cap used",
-    "budget_used": "budget used",
-    "budget_forecast": "budget forecast to be exceeded",
-    "runout": "balance running out",
-    "daily_generations": "daily generation limit",
-    "spend_anomaly": "unusual spend",
-    "collection_stale": "collection stale",
-}
 RETRY_FOR = timedelta(days=1)  # undelivered notices are retried by later checks this long
 CHECKS_TO_RETRY = 5  # ... for at most this many checks' worth of attempts
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    org: str
-    rule: str
-    target: str
-    key: str
-    severity: str
-    status: str  # 'fired' | 'ongoing' | 'resolved' | 'superseded' (internal, not shown)
-    value: float | None
-    threshold: float | None
-    message: str
-    notified_severity: str = ""
-
-    @property
-    def title(self) -> str:
-        what = RULE_TITLES.get(self.rule, self.rule)
-        target = f" ({self.target})" if self.target else ""
-        label = "RESOLVED" if self.status == "resolved" else self.severity.upper()
-        return f"[{label}] {self.org}: {what}{target}"
-
-    def to_json(self) -> dict:
-        return {
-            "org": self.org,
-            "rule": self.rule,
-            "target": self.target or None,
-            "severity": self.severity,
-            "status": self.status,
-            "key": self.key,
-            "message": self.message,
-            "value": self.value,
-            "threshold": self.threshold,
-        }
 
 
 @dataclass
@@ -125,11 +88,11 @@ class CheckResult:
 
     def visible(self) -> list[Alert]:
         """What the user sees: everything but silently superseded periods."""
-        return [a for a in self.alerts if a.status != "superseded"]
+        return [a for a in self.alerts if a.status != Status.SUPERSEDED]
 
 
 def _resolved(row: dict) -> Alert:
-    what = RULE_TITLES.get(row["rule"], row["rule"])
+    what = rule_title(row["rule"])
     target = f" ({row['target']})" if row["target"] else ""
     return Alert(
         row["org"],
@@ -137,7 +100,7 @@ def _resolved(row: dict) -> Alert:
         row["target"],
         row["key"],
         row["severity"],
-        "resolved",
+        Status.RESOLVED,
         row["value"],
         row["threshold"],
         f"Resolved: {what}{target} for {row['org']} no longer holds. It was: {row['message']}",
@@ -160,10 +123,10 @@ def plan_alerts(
         row = rows.get(ident)
         if row is not None and row["status"] == "open":
             rises = SEVERITY_RANK[c.severity] > SEVERITY_RANK[row["notified_severity"]]
-            status = "fired" if rises else "ongoing"
+            status = Status.FIRED if rises else Status.ONGOING
             notified = c.severity if rises else row["notified_severity"]
         else:
-            status, notified = "fired", c.severity
+            status, notified = Status.FIRED, c.severity
         out.append(
             Alert(
                 c.org,
@@ -186,7 +149,7 @@ def plan_alerts(
                 Alert(
                     *ident,
                     row["severity"],
-                    "superseded",
+                    Status.SUPERSEDED,
                     row["value"],
                     row["threshold"],
                     row["message"],
@@ -255,7 +218,7 @@ def check_alerts(settings: Settings, as_of: datetime, dry_run: bool = False) -> 
             row["threshold"],
             row["message"],
         )
-        severity = "resolved" if alert.status == "resolved" else alert.severity
+        severity = "resolved" if alert.status == Status.RESOLVED else alert.severity
         delivery = deliver(
             channels[row["channel"]], alert.title, alert.message, severity, attempts=attempts
         )  # type: ignore[arg-type]
@@ -282,5 +245,5 @@ def alerts_after_cycle(settings: Settings, clock: Clock) -> None:
     except Exception as exc:  # the scheduler must keep running whatever happens here
         log.error("alerts check failed: %s: %s", type(exc).__name__, exc)
         return
-    fired = sum(1 for a in result.alerts if a.status in ("fired", "resolved"))
+    fired = sum(1 for a in result.alerts if a.status in (Status.FIRED, Status.RESOLVED))
     log.info("alerts check: %d announced, %d deliveries failed", fired, result.failed_deliveries)

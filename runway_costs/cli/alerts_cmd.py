@@ -11,6 +11,7 @@ import polars as pl
 import typer
 from rich.table import Table
 
+from runway_costs.analytics.alert_rules import Severity
 from runway_costs.analytics.alerts import Alert, alert_history, check_alerts, open_alerts
 from runway_costs.analytics.db import NoDataError
 from runway_costs.cli.common import (
@@ -29,7 +30,7 @@ from runway_costs.cli.common import (
     settings_from,
 )
 
-_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+_STYLE = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
 
 def _alerts_table(alerts: list[Alert], title: str) -> Table:
