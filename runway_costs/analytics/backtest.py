@@ -20,6 +20,7 @@ import calendar
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import cast
 
 import duckdb
 import polars as pl
@@ -37,11 +38,11 @@ class Backtest:
 
     @property
     def mape_forecast(self) -> float | None:
-        return None if self.rows.is_empty() else float(self.rows["ape_forecast"].mean())
+        return None if self.rows.is_empty() else cast(float, self.rows["ape_forecast"].mean())
 
     @property
     def mape_naive(self) -> float | None:
-        return None if self.rows.is_empty() else float(self.rows["ape_naive"].mean())
+        return None if self.rows.is_empty() else cast(float, self.rows["ape_naive"].mean())
 
 
 _SCHEMA = {
@@ -59,7 +60,7 @@ def _months(first: date, last: date) -> list[date]:
     month = first.replace(day=1)
     if month < first:
         month = (month + timedelta(days=32)).replace(day=1)
-    out = []
+    out: list[date] = []
     while True:
         end = month.replace(day=calendar.monthrange(month.year, month.month)[1])
         if end > last:
@@ -89,8 +90,8 @@ def backtest(
         if history.is_empty():
             continue
         # The last stored day may be today's partial figure: it is not a whole day.
-        last = (as_of or history["date"].max()) - timedelta(days=1)
-        for month in _months(history["date"].min(), last):
+        last = (as_of or cast(date, history["date"].max())) - timedelta(days=1)
+        for month in _months(cast(date, history["date"].min()), last):
             dim = calendar.monthrange(month.year, month.month)[1]
             in_month = history.filter(
                 (pl.col("date") >= month) & (pl.col("date") < month + timedelta(days=dim))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import cast
 
 import duckdb
 import polars as pl
@@ -68,14 +69,16 @@ class Feasibility:
         return None if since is None else f"{since:%Y-%m-%dT%H:%M:%S}Z"
 
 
-LIMIT_SCHEMA = {
-    "model": pl.String,
-    "used_today": pl.Int64,
-    "daily_limit_min": pl.Int64,
-    "daily_limit_max": pl.Int64,
-    "concurrency_min": pl.Int64,
-    "concurrency_max": pl.Int64,
-}
+LIMIT_SCHEMA = pl.Schema(
+    {
+        "model": pl.String,
+        "used_today": pl.Int64,
+        "daily_limit_min": pl.Int64,
+        "daily_limit_max": pl.Int64,
+        "concurrency_min": pl.Int64,
+        "concurrency_max": pl.Int64,
+    }
+)
 
 
 def feasibility_for_org(
@@ -110,7 +113,7 @@ def feasibility_for_org(
            QUALIFY row_number() OVER (PARTITION BY model ORDER BY taken_at DESC) = 1""",
         params=[org, as_of],
     ).to_arrow_table()
-    limits = pl.from_arrow(limits_arrow)
+    limits = cast(pl.DataFrame, pl.from_arrow(limits_arrow))  # a Table gives a DataFrame
     head = purchase_headroom(con, as_of.date(), [org], credit_usd=rates.credit_usd)
     notes = [f"limits and balance from the snapshot taken {taken_at:%Y-%m-%d %H:%M} UTC"]
     purchased: int | None = None
@@ -133,7 +136,7 @@ def feasibility_for_org(
         f"organization {org!r}",
         priced,
         rates,
-        limits.cast(LIMIT_SCHEMA),  # type: ignore[union-attr]
+        limits.cast(LIMIT_SCHEMA),
         balance=int(balance),
         cap=int(cap),
         purchased=purchased,

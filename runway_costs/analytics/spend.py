@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from typing import cast
 
 import duckdb
 import polars as pl
@@ -52,7 +53,8 @@ def query(
     con: duckdb.DuckDBPyConnection, sql: str, params: dict | list | None = None
 ) -> pl.DataFrame:
     """Run SQL and return a polars frame (typed columns even when no row matches)."""
-    return pl.from_arrow(con.sql(sql, params=params).to_arrow_table())  # type: ignore[return-value]
+    # an Arrow table always becomes a DataFrame (from_arrow gives a Series for an array)
+    return cast(pl.DataFrame, pl.from_arrow(con.sql(sql, params=params).to_arrow_table()))
 
 
 def month_start(day: date) -> date:

@@ -8,7 +8,7 @@ from contextlib import closing, contextmanager
 from datetime import date, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, ParamSpec, TypeVar
 
 import duckdb
 import typer
@@ -57,7 +57,8 @@ AsOfOption = Annotated[
     ),
 ]
 
-F = TypeVar("F", bound=Callable)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
@@ -117,11 +118,11 @@ def db_problem(db_path: Path, exc: Exception) -> typer.Exit:
     return fail(f"cannot use database {db_path}: {exc}")
 
 
-def handle_errors(func: F) -> F:
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn known error types into clean messages and documented exit codes."""
 
     @wraps(func)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except ConfigError as exc:
@@ -130,4 +131,4 @@ def handle_errors(func: F) -> F:
             err_console.print("interrupted")
             sys.exit(130)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+import duckdb
 import typer
 from rich.table import Table
 
@@ -26,7 +27,7 @@ from runway_costs.cli.common import (
 )
 
 
-def pick_orgs(con, configured: list[str], org: str | None) -> list[str]:  # noqa: ANN001
+def pick_orgs(con: duckdb.DuckDBPyConnection, configured: list[str], org: str | None) -> list[str]:
     """Configured organizations (else all in the database), or the one asked for."""
     available = configured or orgs_with_data(con)
     if org is None:

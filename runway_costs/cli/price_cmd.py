@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import polars as pl
 import typer
+from rich.console import JustifyMethod
 from rich.table import Table
 
 from runway_costs.analytics.compare import alternatives, cheapest
@@ -304,14 +305,15 @@ def _duration(seconds: float | None) -> str:
 
 def _totals_table(title: str, key: str, frame: pl.DataFrame) -> Table:
     t = Table(title=title, title_justify="left")
-    for name, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         (key, "left"),
         ("rows", "right"),
         ("count", "right"),
         ("credits", "right"),
         ("USD", "right"),
-    ):
-        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+    )
+    for name, justify in columns:
+        t.add_column(name, justify=justify)
     for r in frame.iter_rows(named=True):
         t.add_row(
             str(r[key]),
@@ -328,7 +330,7 @@ def _show(report: PriceReport) -> None:
         title=f"{report.plan} priced on {report.on} (rates: {report.table.source.name})",
         title_justify="left",
     )
-    for name, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("line", "right"),
         ("label", "left"),
         ("model", "left"),
@@ -336,8 +338,9 @@ def _show(report: PriceReport) -> None:
         ("job", "left"),
         ("credits", "right"),
         ("USD", "right"),
-    ):
-        rows.add_column(name, justify=justify)  # type: ignore[arg-type]
+    )
+    for name, justify in columns:
+        rows.add_column(name, justify=justify)
     for r in report.priced.head(MAX_SHOWN_ROWS).iter_rows(named=True):
         credits = (
             _range(r["credits_min"], r["credits_max"]) if r["priced"] else "[yellow]unpriced[/]"
@@ -387,15 +390,16 @@ def _show(report: PriceReport) -> None:
 
 def _show_compare(best: pl.DataFrame) -> None:
     t = Table(title="Cheapest alternative per row", title_justify="left")
-    for name, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("line", "right"),
         ("model", "left"),
         ("credits", "right"),
         ("cheapest alternative", "left"),
         ("its credits", "right"),
         ("saving", "right"),
-    ):
-        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+    )
+    for name, justify in columns:
+        t.add_column(name, justify=justify)
     for r in best.iter_rows(named=True):
         if r["alt_model"] is None:
             alt, its, saving = "none can do this job", "-", "-"

@@ -27,6 +27,7 @@ from runway_costs.collector.errors import (
     ApiError,
     AuthError,
     BadRequestError,
+    ErrorContext,
     ResponseFormatError,
     RetryExhaustedError,
 )
@@ -309,7 +310,12 @@ class RunwayClient:
 
     def _status_error(self, method: str, path: str, response: httpx.Response) -> ApiError:
         status = response.status_code
-        common = {"org": self.org_name, "method": method, "path": path, "status": status}
+        common: ErrorContext = {
+            "org": self.org_name,
+            "method": method,
+            "path": path,
+            "status": status,
+        }
         if status == 401:
             return AuthError(f"{self._where()}: API key rejected (401)", **common)
         api_text = self._api_text(response)

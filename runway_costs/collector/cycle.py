@@ -225,7 +225,7 @@ async def _fetch_all(
         if stop_event is None:
             return list(await gathered)
         watcher = asyncio.ensure_future(_wait_stop(stop_event))
-        finished, _ = await asyncio.wait({gathered, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finished, _ = await asyncio.wait((gathered, watcher), return_when=asyncio.FIRST_COMPLETED)
         if gathered in finished:
             watcher.cancel()
             return list(gathered.result())

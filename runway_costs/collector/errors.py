@@ -7,6 +7,17 @@ them from the method, path, status and the API's own error text (with the key re
 
 from __future__ import annotations
 
+from typing import Required, TypedDict, Unpack
+
+
+class ErrorContext(TypedDict, total=False):
+    """Where a failure happened: the keyword arguments every ``ApiError`` takes."""
+
+    org: Required[str]
+    method: str | None
+    path: str | None
+    status: int | None
+
 
 class ApiError(Exception):
     """The API answered with an error the client does not handle (e.g. 404, 500)."""
@@ -38,16 +49,18 @@ class AuthError(ApiError):
 class BadRequestError(ApiError):
     """400: the request was rejected; ``api_message`` is the API's own explanation."""
 
-    def __init__(self, message: str, *, api_message: str, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, message: str, *, api_message: str, **kwargs: Unpack[ErrorContext]) -> None:
+        super().__init__(message, **kwargs)
         self.api_message = api_message
 
 
 class RetryExhaustedError(ApiError):
     """Every allowed attempt hit a retryable failure; ``last_cause`` says what the last was."""
 
-    def __init__(self, message: str, *, attempts: int, last_cause: str, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, message: str, *, attempts: int, last_cause: str, **kwargs: Unpack[ErrorContext]
+    ) -> None:
+        super().__init__(message, **kwargs)
         self.attempts = attempts
         self.last_cause = last_cause
 
@@ -58,6 +71,8 @@ class ResponseFormatError(ApiError):
     ``field`` is the dotted path of the offending field (``None`` when the body is not JSON).
     """
 
-    def __init__(self, message: str, *, field: str | None = None, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, message: str, *, field: str | None = None, **kwargs: Unpack[ErrorContext]
+    ) -> None:
+        super().__init__(message, **kwargs)
         self.field = field

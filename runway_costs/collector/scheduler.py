@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from runway_costs.collector.cycle import CycleAbandoned, CycleResult, run_cycle_sync
+from runway_costs.collector.cycle import CycleAbandoned, CycleResult, Kind, run_cycle_sync
 from runway_costs.collector.locks import scheduler_lock
 from runway_costs.core.clock import Clock, system_clock
 from runway_costs.core.config import Settings
@@ -61,7 +61,7 @@ class _Jobs:
         self.after_cycle = after_cycle
         self.on_result = on_result
 
-    def run(self, kind: str) -> CycleResult | None:
+    def run(self, kind: Kind) -> CycleResult | None:
         if self.stop_event.is_set():
             return None
         try:

@@ -260,9 +260,17 @@ def write_failed_run(con: duckdb.DuckDBPyConnection, run: RunRecord) -> None:
         raise
 
 
+def _row_count(con: duckdb.DuckDBPyConnection, sql: str, params: object) -> int:
+    """Run an INSERT, MERGE or DELETE and return the count of rows it changed."""
+    row = con.execute(sql, params).fetchone()
+    assert row is not None  # DuckDB answers every DML statement with one count row
+    return row[0]
+
+
 def _write_snapshot(con: duckdb.DuckDBPyConnection, org: str, snap: OrgSnapshot) -> int:
     """Insert the org row and changed model rows; a row only when something changed."""
-    inserted = con.execute(
+    inserted = _row_count(
+        con,
         """
         INSERT OR REPLACE INTO org_snapshots
         SELECT $org, $taken_at, $balance, $cap
@@ -281,7 +289,7 @@ def _write_snapshot(con: duckdb.DuckDBPyConnection, org: str, snap: OrgSnapshot)
             "balance": snap.credit_balance,
             "cap": snap.max_monthly_credit_spend,
         },
-    ).fetchone()[0]
+    )
     models = pl.DataFrame(
         {
             "model": [m.model for m in snap.models],
@@ -293,7 +301,8 @@ def _write_snapshot(con: duckdb.DuckDBPyConnection, org: str, snap: OrgSnapshot)
     ).unique(subset="model", keep="last")
     con.register("_new_models", models)
     try:
-        model_rows = con.execute(
+        model_rows = _row_count(
+            con,
             """
             INSERT OR REPLACE INTO model_snapshots
             WITH latest AS (
@@ -311,7 +320,7 @@ def _write_snapshot(con: duckdb.DuckDBPyConnection, org: str, snap: OrgSnapshot)
                OR l.daily_generations IS DISTINCT FROM n.daily_generations
             """,
             {"org": org, "taken_at": snap.taken_at},
-        ).fetchone()[0]
+        )
     finally:
         con.unregister("_new_models")
     if model_rows:
@@ -365,7 +374,8 @@ def _write_usage(
     con.register("_windows", spans)
     params = {"org": org, "now": now}
     try:
-        upserted = con.execute(
+        upserted = _row_count(
+            con,
             """
             MERGE INTO daily_usage AS t
             USING (SELECT $org AS org, date, model, credits FROM _new_usage) AS s
@@ -377,8 +387,9 @@ def _write_usage(
                 VALUES (s.org, s.date, s.model, s.credits, $now)
             """,
             params,
-        ).fetchone()[0]
-        deleted = con.execute(
+        )
+        deleted = _row_count(
+            con,
             """
             DELETE FROM daily_usage AS d
             WHERE d.org = $org
@@ -388,7 +399,7 @@ def _write_usage(
               )
             """,
             {"org": org},
-        ).fetchone()[0]
+        )
     finally:
         con.unregister("_new_usage")
         con.unregister("_windows")

@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -84,7 +85,7 @@ class Budget(_Strict):
 
     @field_validator("usd")
     @classmethod
-    def _one_of(cls, v: float | None, info) -> float | None:  # noqa: ANN001
+    def _one_of(cls, v: float | None, info: ValidationInfo) -> float | None:
         if v is not None and info.data.get("credits") is not None:
             raise ValueError("set credits or usd, not both")
         return v

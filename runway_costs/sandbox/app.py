@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runway_costs.sandbox.catalog import API_VERSION
 from runway_costs.sandbox.faults import FaultSpecError, FaultState, parse_faults
@@ -190,7 +190,7 @@ class FaultLayer:
         stats.request(key, path)
         action = self.state.faults.next_action(key)
 
-        async def counting_send(message: dict) -> None:
+        async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 stats.status(key, message["status"])
             await send(message)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass, field
+from typing import cast
 
 KINDS = ("rate_limit", "5xx_burst", "slow", "drop")
 ALIASES = {"429": "rate_limit", "5xx": "5xx_burst", "timeout": "slow", "disconnect": "drop"}
@@ -51,7 +52,7 @@ class Fault:
 
     @property
     def n(self) -> int:
-        return int(self.params.get("n", 0))  # type: ignore[arg-type]
+        return cast(int, self.params.get("n", 0))
 
 
 @dataclass(frozen=True)
@@ -82,21 +83,21 @@ class FaultPlan:
             return None
         p = self.chaos.params
         h = hashlib.blake2b(f"{p['seed']}|{key}|{index}".encode(), digest_size=16).digest()
-        if int.from_bytes(h[:8], "big") / 2**64 >= float(p["p"]):  # type: ignore[arg-type]
+        if int.from_bytes(h[:8], "big") / 2**64 >= cast(float, p["p"]):
             return None
-        kinds = p["kinds"]
-        kind = kinds[h[8] % len(kinds)]  # type: ignore[index,arg-type]
+        kinds = cast(tuple[str, ...], p["kinds"])
+        kind = kinds[h[8] % len(kinds)]
         return _make_action(kind, p, h[9])
 
 
 def _make_action(kind: str, params: dict[str, object], turn: int) -> Action:
     if kind == "rate_limit":
-        return Action(kind, status=429, retry_after=int(params.get("retry_after", 1)))  # type: ignore[arg-type]
+        return Action(kind, status=429, retry_after=cast(int, params.get("retry_after", 1)))
     if kind == "5xx_burst":
-        codes = params.get("codes", DEFAULTS["5xx_burst"]["codes"])
-        return Action(kind, status=codes[turn % len(codes)])  # type: ignore[index,arg-type]
+        codes = cast(tuple[int, ...], params.get("codes", DEFAULTS["5xx_burst"]["codes"]))
+        return Action(kind, status=codes[turn % len(codes)])
     if kind == "slow":
-        return Action(kind, seconds=float(params.get("seconds", 2.0)))  # type: ignore[arg-type]
+        return Action(kind, seconds=cast(float, params.get("seconds", 2.0)))
     return Action("drop", at=str(params.get("at", "body")))
 
 
@@ -104,15 +105,15 @@ def _convert(kind: str, name: str, raw: str) -> object:
     where = f"fault {kind!r} parameter {name!r}"
     try:
         if name in ("n", "retry_after", "seed"):
-            value: object = int(raw)
-            if value < 0:  # type: ignore[operator]
+            count = int(raw)
+            if count < 0:
                 raise ValueError
-            return value
+            return count
         if name in ("seconds", "p"):
-            value = float(raw)
-            if value < 0 or (name == "p" and value > 1):  # type: ignore[operator]
+            number = float(raw)
+            if number < 0 or (name == "p" and number > 1):
                 raise ValueError
-            return value
+            return number
         if name == "codes":
             codes = tuple(int(c) for c in raw.split("+"))
             if not codes or any(c < 500 or c > 599 for c in codes):

@@ -417,7 +417,8 @@ class World:
         """The ``POST /v1/organization/usage`` response for [start, before)."""
         now = now or self.now()
         last = min(before - timedelta(days=1), now.date())
-        results, seen = [], set()
+        results: list[dict] = []
+        seen: set[str] = set()
         d = start
         while d <= last:
             amounts = org.served_amounts(d, now)
