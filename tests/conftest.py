@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -12,20 +10,6 @@ import pytest
 
 from runway_costs.core.clock import NOW_ENV, fixed_clock
 from runway_costs.sandbox.server import SandboxServer
-
-
-def _real_monotonic_clock_under_faketime() -> None:
-    """Run under libfaketime (``faketime DATE pytest``), the suite is about the date: the
-    wall clock is faked, the monotonic clock must stay real. libfaketime fakes both by
-    default, and then every timed wait (``Event.wait(t)``, ``Lock.acquire(timeout=t)``,
-    APScheduler's wake-ups) never returns. So start again with the monotonic clock real."""
-    preload = os.environ.get("LD_PRELOAD", "")
-    if "faketime" in preload and os.environ.get("FAKETIME_DONT_FAKE_MONOTONIC") != "1":
-        os.environ["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
-        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
-
-
-_real_monotonic_clock_under_faketime()
 
 SANDBOX_SEED = 7
 SANDBOX_NOW = "2026-11-24T12:00:00Z"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -31,6 +32,7 @@ from runway_costs.core.config import Settings
 log = logging.getLogger("runway_costs.collector.scheduler")
 
 MIN_MISFIRE_GRACE_SECONDS = 30
+TICK_SECONDS = 0.5  # how often the main loop checks for a stop and wakes the scheduler
 
 # What runs after each completed cycle (the alerts check): the settings and the same clock.
 AfterCycle = Callable[[Settings, Clock], None]
@@ -160,8 +162,12 @@ def run_scheduler(
             settings.collection.usage_minutes,
         )
         try:
-            while not stop_event.wait(0.5):
-                pass
+            while not stop_event.is_set():
+                # Tick by sleeping and wake the scheduler ourselves rather than trusting its
+                # timed wait alone: where timed waits misbehave (libfaketime shifting the
+                # monotonic clock, as the suite's any-date runs do) jobs still run on time.
+                time.sleep(TICK_SECONDS)
+                scheduler.wakeup()
         finally:
             stop_event.set()
             scheduler.shutdown(wait=True)  # lets a writing job finish; fetches abandon
