@@ -1,7 +1,8 @@
 """Static facts the sandbox world is built from: models, tier limits and org profiles.
 
-These mirror /work/shared/runway-api.md. They live in the sandbox only (the product reads
-prices and limits from data files and from the API, never from here).
+These mirror the Runway API reference (runway-api.md, kept beside the repository). They
+live in the sandbox only (the product reads prices and limits from data files and from the
+API, never from here).
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ from runway_costs.core.config import CollectionConfig
 KEY = "key_0123456789abcdef"
 NOW = datetime(2026, 3, 16, 9, 30, 0)
 
-# The documented examples of /work/shared/runway-api.md, verbatim.
+# The documented examples of the Runway API reference (runway-api.md, kept beside the
+# repository), verbatim.
 ORG_EXAMPLE = {
     "creditBalance": 5000,
     "tier": {
