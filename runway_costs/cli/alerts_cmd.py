@@ -30,7 +30,12 @@ from runway_costs.cli.common import (
     settings_from,
 )
 
-_STYLE = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+# keyed by str: Alert.severity is a plain string, which a StrEnum member equals
+_STYLE: dict[str, str] = {
+    Severity.CRITICAL: "bold red",
+    Severity.WARNING: "yellow",
+    Severity.INFO: "cyan",
+}
 
 
 def _alerts_table(alerts: list[Alert], title: str) -> Table:
