@@ -29,10 +29,11 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 ## The whole suite: lint, unit and integration tests (real DuckDB, HTTP, browser).
+## The installed wheel is checked first, so pytest's summary is the run's last line.
 test: $(STAMP) lint
+	$(MAKE) --no-print-directory release-check
 	$(BIN)/python -m tests.setup_browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
-	$(MAKE) --no-print-directory release-check
 
 ## Build the wheel, install it in a fresh venv outside the checkout, run the main commands there.
 release-check: $(STAMP)

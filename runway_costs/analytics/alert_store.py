@@ -31,6 +31,9 @@ from runway_costs.analytics.spend import query
 if TYPE_CHECKING:
     from runway_costs.analytics.alert_rules import Alert
 
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
+
 __all__ = [
     "add_deliveries",
     "alert_history",
@@ -45,7 +48,7 @@ __all__ = [
 
 SCHEMA = Path(__file__).with_name("alerts_schema.sql")
 # What one check says about one alert (the fields of ``Alert`` that are stored).
-_ALERT_COLUMNS = {
+_ALERT_COLUMNS: dict[str, PolarsDataType] = {
     "org": pl.String,
     "rule": pl.String,
     "target": pl.String,
@@ -57,13 +60,13 @@ _ALERT_COLUMNS = {
     "threshold": pl.Float64,
     "message": pl.String,
 }
-_STATE_COLUMNS = {
+_STATE_COLUMNS: dict[str, PolarsDataType] = {
     **_ALERT_COLUMNS,
     "first_fired_at": pl.Datetime("us"),
     "last_seen_at": pl.Datetime("us"),
     "resolved_at": pl.Datetime("us"),
 }
-_HISTORY_COLUMNS = {
+_HISTORY_COLUMNS: dict[str, PolarsDataType] = {
     "event_id": pl.Int64,
     "event_at": pl.Datetime("us"),
     # An event records the alert as announced; the notified severity is state only.

@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 import polars as pl
+from pydantic import SecretStr
 
 from runway_costs.analytics.alert_rules import (
     SEVERITY_RANK,
@@ -178,7 +179,7 @@ def evaluate_alerts(
     return plan_alerts(load_state(con, names), conditions, names)
 
 
-def _channels(settings: Settings) -> dict[str, object]:
+def _channels(settings: Settings) -> dict[str, SecretStr]:
     return {channel_label(u, i + 1): u for i, u in enumerate(settings.alerts.urls)}
 
 
@@ -221,7 +222,7 @@ def check_alerts(settings: Settings, as_of: datetime, dry_run: bool = False) -> 
         severity = "resolved" if alert.status == Status.RESOLVED else alert.severity
         delivery = deliver(
             channels[row["channel"]], alert.title, alert.message, severity, attempts=attempts
-        )  # type: ignore[arg-type]
+        )
         if not delivery.ok:
             log.warning(
                 "alert delivery to %s failed after %d attempts: %s",

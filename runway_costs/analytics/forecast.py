@@ -48,14 +48,17 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from runway_costs.analytics.orgs import orgs_with_data
 from runway_costs.analytics.purchases import (
     balances_observed_since,
     describe_purchases,
     org_state,
     purchases_daily,
 )
-from runway_costs.analytics.spend import known_orgs, query, spend_summary
+from runway_costs.analytics.spend import query, spend_summary
 from runway_costs.core.config import Settings
+from runway_costs.core.money import CREDIT_USD, usd
+from runway_costs.core.windows import window_start
 
 __all__ = [
     "DailyModel",
@@ -302,7 +305,7 @@ class OrgForecast:
     runout_date: date | None
     cap_bound_date: date | None
     cap_peak_30d_credits: int | None  # most a 30-day window must buy in the next 30 days
-    credit_usd: float = 0.01
+    credit_usd: float = CREDIT_USD
     daily: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False, compare=False)
     # purchases_30d_credits covers only the days whose purchases are known (see
     # analytics.purchases): how many, from when, and when balances were first collected
@@ -321,7 +324,7 @@ class OrgForecast:
         )
 
     def usd(self, credits: int | None) -> float | None:
-        return None if credits is None else round(credits * self.credit_usd, 2)
+        return None if credits is None else usd(credits, self.credit_usd)
 
     def to_json(self) -> dict:
         """The documented JSON shape (credits as integers, USD alongside, ISO dates)."""
@@ -410,7 +413,7 @@ def forecast_org(
     balance = int(state["balance_credits"][0]) if state.height else None
     cap = int(state["cap_credits"][0]) if state.height else None
     summary = spend_summary(con, today, [org], settings.credit_usd).row(0, named=True)
-    past = purchases_daily(con, [org], today - timedelta(days=29), today)
+    past = purchases_daily(con, [org], window_start(today), today)
     purchases_30d = int(past["purchases"].sum())
     known_days = past.filter(pl.col("purchases").is_not_null())["date"]
     began = balances_observed_since(con, [org])["balances_observed_since"]
@@ -449,7 +452,7 @@ def forecast_all(
     orgs: Sequence[str] | None = None,
 ) -> list[OrgForecast]:
     """One forecast per organization (configured ones, else every one in the database)."""
-    names = list(orgs) if orgs is not None else known_orgs(con)
+    names = list(orgs) if orgs is not None else orgs_with_data(con)
     return [forecast_org(con, settings, name, as_of) for name in names]
 
 

@@ -27,7 +27,8 @@ from datetime import date, datetime, timedelta
 import duckdb
 import polars as pl
 
-from runway_costs.analytics.spend import known_orgs, query
+from runway_costs.analytics.orgs import orgs_with_data
+from runway_costs.analytics.spend import query
 from runway_costs.analytics.tiers import LIMIT_COLUMNS
 from runway_costs.collector.store import MODEL_DAILY_SQL
 
@@ -84,7 +85,7 @@ def limit_use(
             "from7": as_of - timedelta(days=7),
             "from30": as_of - timedelta(days=30),
             "high": high_ratio,
-            "orgs": list(orgs) if orgs is not None else known_orgs(con),
+            "orgs": list(orgs) if orgs is not None else orgs_with_data(con),
         },
     )
 

@@ -35,7 +35,6 @@ Public API:
 - ``PurchasesWindow.of(observed_days, observed_since, balances_since=None)``: the window
   as a value: ``known``, ``complete`` (all 30 days), ``days``, ``since``, ``reason`` and
   ``text`` ("in the last 30 days", "since ...", "unknown: ...").
-- ``purchases_window(...) -> str``: ``PurchasesWindow.of(...).text`` (deprecated).
 """
 
 from __future__ import annotations
@@ -59,7 +58,6 @@ __all__ = [
     "org_state",
     "purchase_headroom",
     "purchases_daily",
-    "purchases_window",
 ]
 
 
@@ -252,17 +250,6 @@ class PurchasesWindow:
             return f"unknown: {self.reason}"
         assert self.since is not None
         return f"since {_utc(self.since)} ({self.days} of {PURCHASE_WINDOW_DAYS} days known)"
-
-
-def purchases_window(
-    observed_days: int,
-    observed_since: datetime | date | None,
-    balances_since: datetime | None = None,
-) -> str:
-    """``PurchasesWindow.of(...).text``. Deprecated: kept only until the dashboard's
-    overview reads ``PurchasesWindow`` (branch on ``known`` / ``complete``, not on the
-    sentence); new code uses ``PurchasesWindow.of``."""
-    return PurchasesWindow.of(observed_days, observed_since, balances_since).text
 
 
 def describe_purchases(

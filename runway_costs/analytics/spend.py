@@ -38,7 +38,6 @@ from runway_costs.core.money import CREDIT_USD, usd
 from runway_costs.core.windows import window_start
 
 __all__ = [
-    "known_orgs",
     "month_start",
     "query",
     "spend_daily",
@@ -59,11 +58,6 @@ def query(
 
 def month_start(day: date) -> date:
     return day.replace(day=1)
-
-
-# Deprecated name of ``analytics.orgs.orgs_with_data``, kept until forecast, limits and the
-# dashboard's views import that instead.
-known_orgs = orgs_with_data
 
 
 def _orgs_list(con: duckdb.DuckDBPyConnection, orgs: Sequence[str] | None) -> list[str]:

@@ -90,4 +90,4 @@ def cumulative_window(window: pl.DataFrame, cap: int | None, scope: Scope) -> al
     if cap is not None:
         rule = alt.Chart(pl.DataFrame({"cap": [cap], "label": ["30-day purchase cap"]}).to_pandas())
         layers.append(rule.mark_rule(color="red", strokeDash=[6, 4]).encode(y="cap:Q"))
-    return alt.layer(*layers)
+    return alt.LayerChart(layer=layers)

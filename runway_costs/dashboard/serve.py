@@ -23,6 +23,7 @@ import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -217,7 +218,7 @@ def free_port(host: str = "127.0.0.1", preferred: int = DEFAULT_PORT) -> int:
         return sock.getsockname()[1]
 
 
-def demo_step(ctx) -> None:  # noqa: ANN001 - runway_costs.cli.demo.DemoContext
+def demo_step(ctx: Any) -> None:  # the CLI's DemoContext (the CLI is the layer above)
     """``make demo``: serve the dashboard on the demo database and print its URL.
 
     Runs after the backfill so the first page view already has data; the server is

@@ -149,7 +149,7 @@ def download_buttons(frame: pl.DataFrame, name: str, key: str) -> None:
     )
 
 
-def freshness(status) -> None:  # noqa: ANN001 - views.CollectionStatus
+def freshness(status: views.CollectionStatus) -> None:
     """The last successful collection, with a visible warning when it is stale."""
     if status.last_success is None:
         st.warning("No successful collection yet for this selection.", icon="⚠️")

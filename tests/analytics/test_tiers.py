@@ -7,11 +7,11 @@ from datetime import date, datetime
 import polars as pl
 import pytest
 
-from runway_costs.analytics import views
 from runway_costs.analytics.tiers import detect_tier, tier_progress, tier_progress_many
 from runway_costs.analytics.tiertable import load_tiers
 from runway_costs.collector.store import rebuild_model_daily
 from runway_costs.core.config import Settings
+from runway_costs.dashboard import views
 from tests.analytics.conftest import add_model, add_snapshot, add_usage, new_db
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from runway_costs.dashboard import charts, ui, views
 
@@ -73,7 +74,7 @@ def render() -> None:
         ui.table(data.per_org, "overview_orgs")
 
 
-def _bought(col, data: views.Overview) -> None:  # noqa: ANN001 - a Streamlit column
+def _bought(col: DeltaGenerator, data: views.Overview) -> None:
     """Reconstructed purchases with the window they cover: before collection began, or on
     days it missed, nothing is known, so a partial window must not read as a bare 0."""
     window = data.purchases_window
@@ -81,12 +82,12 @@ def _bought(col, data: views.Overview) -> None:  # noqa: ANN001 - a Streamlit co
         "Reconstructed from observed balances and spend (the API reports no purchases); "
         "a day's purchases need the balance at the end of the day before."
     )
-    if window.startswith("unknown"):
+    if not window.known:
         col.metric("Bought, last 30 days (credits)", "unknown", help=help_)
-        col.caption(f"Nothing known yet: {window.removeprefix('unknown: ')}.")
-    elif window.startswith("since"):
+        col.caption(f"Nothing known yet: {window.reason}.")
+    elif not window.complete:
         col.metric("Bought, last 30 days (credits)", ui.num(data.purchases_30d_credits), help=help_)
-        col.caption(f"Only {window}; earlier purchases are unknown.")
+        col.caption(f"Only {window.text}; earlier purchases are unknown.")
     else:
         col.metric("Bought, last 30 days (credits)", ui.num(data.purchases_30d_credits), help=help_)
 

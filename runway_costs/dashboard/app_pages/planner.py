@@ -9,7 +9,9 @@ import json
 import polars as pl
 import streamlit as st
 
+from runway_costs.analytics.feasibility import Feasibility
 from runway_costs.analytics.plan import PlanError
+from runway_costs.core.config import Settings
 from runway_costs.core.files import package_data
 from runway_costs.dashboard import ui, views
 from runway_costs.dashboard.context import get_settings, selection
@@ -85,6 +87,7 @@ def render() -> None:
         st.error("The table has problems; nothing was priced until they are fixed.")
         st.code("\n".join(data.errors), language=None)
         return
+    assert data.priced is not None and data.summary is not None and data.cheaper is not None
     total = data.summary.total
     a, b, c = st.columns(3)
     a.metric("Plan total (credits)", f"{total.credits_min:,} to {total.credits_max:,}")
@@ -123,7 +126,7 @@ def render() -> None:
     _feasibility(settings, records)
 
 
-def _feasibility(settings, records: list[dict]) -> None:  # noqa: ANN001 - Settings
+def _feasibility(settings: Settings, records: list[dict]) -> None:
     st.subheader("Feasibility")
     sel = selection()
     if sel is not None and len(sel.scope.orgs) == 1:
@@ -141,10 +144,12 @@ def _feasibility(settings, records: list[dict]) -> None:  # noqa: ANN001 - Setti
         )
         tier = st.selectbox("Usage tier", [1, 2, 3, 4, 5], key="plan_tier")
         feas = views.tier_feasibility(settings, records, tier, ui.now_minute().date())
+        if feas is None:  # nothing priced: the table's problems are shown above
+            return
     _show_feasibility(feas)
 
 
-def _show_feasibility(feas) -> None:  # noqa: ANN001 - analytics.feasibility.Feasibility
+def _show_feasibility(feas: Feasibility) -> None:
     st.caption(f"Against {feas.source}")
     a, b, c = st.columns(3)
     balance = "unknown" if feas.balance is None else f"{feas.balance:,} credits"

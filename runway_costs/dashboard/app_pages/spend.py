@@ -16,7 +16,7 @@ def render() -> None:
         st.info(f"No usage recorded for {sel.scope.label} between {sel.start} and {sel.end}.")
         return
     total = data.total_credits
-    usd = data.rows["usd"].sum()
+    usd = float(data.rows["usd"].sum())
     a, b = st.columns(2)
     a.metric("Spend in range (credits)", f"{total:,}")
     b.metric("Spend in range (USD)", ui.usd(usd))

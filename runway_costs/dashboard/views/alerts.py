@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
+from runway_costs.analytics import alert_rules as alert_rules_mod
 from runway_costs.analytics import alert_store as alert_store_mod
 from runway_costs.analytics import notify as notify_mod
 from runway_costs.core.config import Settings
@@ -27,28 +28,9 @@ class AlertsData:
 
 
 def alert_rules(settings: Settings) -> pl.DataFrame:
-    """Every threshold of ``[alerts.thresholds]`` as (rule, setting, value) rows."""
-    t = settings.alerts.thresholds
-    rows = [
-        ("cap_forecast", "warning at share of 30-day cap", t.cap_forecast_warn),
-        ("cap_forecast", "critical at share of 30-day cap", t.cap_forecast_critical),
-        ("cap_used", "levels (info, warning, critical)", ", ".join(map(str, t.cap_used_levels))),
-        ("budget_used", "warning at share of budget", t.budget_used_warn),
-        ("budget_used", "critical at share of budget", t.budget_used_critical),
-        ("runout", "warning when run-out within (days)", t.runout_warn_days),
-        ("runout", "critical when run-out within (days)", t.runout_critical_days),
-        ("daily_generations", "warning at share of daily limit", t.daily_generations_ratio),
-        ("spend_anomaly", "robust SDs above the 28-day median", t.anomaly_mads),
-        ("spend_anomaly", "and at least this many credits above it", t.anomaly_min_credits),
-        ("collection_stale", "no successful collection for (hours)", t.stale_hours),
-    ]
-    return pl.DataFrame(
-        {
-            "rule": [r[0] for r in rows],
-            "setting": [r[1] for r in rows],
-            "value": [str(r[2]) for r in rows],
-        }
-    )
+    """Every rule's thresholds in force as (rule, setting, value) rows, from the one
+    declaration of the rules (``analytics.alert_rules.RULES``)."""
+    return alert_rules_mod.rules_table(settings.alerts.thresholds)
 
 
 def channel_labels(settings: Settings) -> tuple[str, ...]:

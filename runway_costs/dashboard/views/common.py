@@ -16,8 +16,8 @@ from pathlib import Path
 
 import duckdb
 
-from runway_costs.analytics import spend as spend_mod
 from runway_costs.analytics.db import DatabaseBusyError, NoDataError, connect_reader
+from runway_costs.analytics.orgs import orgs_with_data
 from runway_costs.core.config import Settings
 
 
@@ -72,7 +72,7 @@ class Scope:
 
 def known_orgs(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:
     """Organizations with any collected row, sorted by name."""
-    return spend_mod.known_orgs(con)
+    return orgs_with_data(con)
 
 
 def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:

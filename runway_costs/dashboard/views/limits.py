@@ -14,6 +14,7 @@ from runway_costs.analytics import limits as limits_mod
 from runway_costs.analytics import tiers as tiers_mod
 from runway_costs.analytics import tiertable as tiertable_mod
 from runway_costs.core.config import Settings
+from runway_costs.core.windows import window_start
 from runway_costs.dashboard.views.common import Scope, cursor
 
 
@@ -89,7 +90,7 @@ def limits(
         facts_job = pool.submit(tiers_mod.tier_facts, cursor(con), at, orgs)
         today_job = pool.submit(tiers_mod.latest_limits, cursor(con), at, orgs, midnight)
         daily = limits_mod.limits_by_day(
-            cursor(con), orgs, min(start, as_of - timedelta(days=29)), as_of, scope.all_orgs
+            cursor(con), orgs, min(start, window_start(as_of)), as_of, scope.all_orgs
         )
         facts, today = facts_job.result(), today_job.result()
     progress = tiers_mod.progress_from(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import cast
 
 import duckdb
 import polars as pl
@@ -17,11 +18,12 @@ import polars as pl
 from runway_costs.analytics import forecast as forecast_mod
 from runway_costs.analytics import purchases as purchases_mod
 from runway_costs.analytics import spend as spend_mod
+from runway_costs.core import money
 from runway_costs.core.config import Settings
+from runway_costs.core.money import CREDIT_USD
+from runway_costs.core.windows import window_start
 from runway_costs.dashboard.views.alerts import open_alert_count
 from runway_costs.dashboard.views.common import CollectionStatus, Scope, collection_status, cursor
-
-WINDOW_DAYS = 30  # the API's rolling purchase-cap window
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class Overview:
     per_org: pl.DataFrame  # org, balance, mtd, month_end_mid, runout_date, cap_bound_date
     open_alerts: int
     window: pl.DataFrame  # date, kind ("actual" | "forecast"), cumulative, low, high
-    credit_usd: float = 0.01
+    credit_usd: float = CREDIT_USD
     # purchases_30d_credits covers only the days whose purchases are known: the fewest of
     # any org of the scope, from the latest first known day, balances since the latest start
     purchases_observed_days: int = 0
@@ -62,9 +64,9 @@ class Overview:
     balances_observed_since: datetime | None = None
 
     @property
-    def purchases_window(self) -> str:
+    def purchases_window(self) -> purchases_mod.PurchasesWindow:
         """The span the bought figure covers ("since ... UTC"; analytics.purchases)."""
-        return purchases_mod.purchases_window(
+        return purchases_mod.PurchasesWindow.of(
             self.purchases_observed_days,
             self.purchases_observed_since,
             self.balances_observed_since,
@@ -77,7 +79,7 @@ class Overview:
         return self.mtd_credits / self.budget_credits
 
     def usd(self, credits: int | None) -> float | None:
-        return None if credits is None else round(credits * self.credit_usd, 2)
+        return None if credits is None else money.usd(credits, self.credit_usd)
 
 
 def scope_budget(settings: Settings, scope: Scope) -> int | None:
@@ -161,9 +163,7 @@ def overview(
     head_job = pool.submit(purchases_mod.purchase_headroom, cursor(con), as_of, orgs, usd)
     alerts_job = pool.submit(open_alert_count, cursor(con), scope)
     bought_job = (  # several orgs: their past purchases feed each cap-bound date
-        pool.submit(
-            purchases_mod.purchases_daily, cursor(con), orgs, as_of - timedelta(days=29), as_of
-        )
+        pool.submit(purchases_mod.purchases_daily, cursor(con), orgs, window_start(as_of), as_of)
         if len(orgs) > 1
         else None
     )
@@ -186,6 +186,7 @@ def overview(
         cap_bound_org = orgs[0] if cap_bound else None
     else:
         head = head_job.result()
+        assert bought_job is not None  # submitted above for several organizations
         bought = bought_job.result()
         many = forecast_mod.forecast_many(
             cursor(con),
@@ -204,12 +205,12 @@ def overview(
         cap_bound_org = bound["org"][0] if bound.height else None
     per_org = head.select("org", "balance_credits").join(per_org, on="org", how="right")
     per_org = per_org.select("org", pl.exclude("org"))
-    window_start = as_of - timedelta(days=WINDOW_DAYS - 1)
-    window_days = pl.DataFrame({"date": pl.date_range(window_start, as_of, "1d", eager=True)})
+    first = window_start(as_of)
+    window_days = pl.DataFrame({"date": pl.date_range(first, as_of, "1d", eager=True)})
     if len(orgs) == 1:
-        daily = spend_mod.spend_daily(con, orgs, window_start, as_of, usd)
+        daily = spend_mod.spend_daily(con, orgs, first, as_of, usd)
     else:
-        daily = history.filter(pl.col("date") >= window_start)
+        daily = history.filter(pl.col("date") >= first)
     actual = (
         window_days.join(daily.group_by("date").agg(pl.col("credits").sum()), on="date", how="left")
         .with_columns(pl.col("credits").fill_null(0))
@@ -223,19 +224,19 @@ def overview(
     def latest(column: str) -> datetime | None:  # None when any org has none
         if head.is_empty() or head[column].null_count():
             return None
-        return head[column].max()
+        return cast(datetime, head[column].max())
 
     balance_total = total_of("balance_credits")
     return Overview(
         scope=scope,
         status=status,
         balance_credits=balance_total,
-        balance_usd=None if balance_total is None else round(balance_total * usd, 2),
+        balance_usd=None if balance_total is None else money.usd(balance_total, usd),
         cap_credits=total_of("cap_credits"),
         purchases_30d_credits=total_of("purchases_30d_credits"),
         headroom_credits=total_of("headroom_credits"),
         mtd_credits=me.month_to_date,
-        mtd_usd=round(me.month_to_date * usd, 2),
+        mtd_usd=money.usd(me.month_to_date, usd),
         budget_credits=scope_budget(settings, scope),
         month_end_low=me.low,
         month_end_mid=me.mid,
@@ -248,7 +249,7 @@ def overview(
         open_alerts=alerts_job.result(),
         window=_window(actual, future, as_of, me.low, me.mid, me.high, me.month_to_date),
         credit_usd=usd,
-        purchases_observed_days=0 if head.is_empty() else int(head["observed_days"].min()),
+        purchases_observed_days=0 if head.is_empty() else cast(int, head["observed_days"].min()),
         purchases_observed_since=latest("purchases_observed_since"),
         balances_observed_since=latest("balances_observed_since"),
     )
