@@ -11,6 +11,10 @@ Public API:
   model, day) the day-end and peak rolling-24h counts and the limits in force (the Limits
   page's lines), from the collector's ``model_daily`` roll-up
 - ``limits_at(daily, today, at) -> pl.DataFrame``: each (org, model)'s limits at ``at``
+- ``daily_limit_summary(daily, as_of) -> pl.DataFrame``: from ``limits_by_day``, per (org,
+  model) the latest count and limits, ``peak_7d`` (busiest day of the last 7 UTC days, today
+  included) and ``days_at_limit_30d``; ``limit_use`` measures the same from the raw
+  snapshots over 7 x 24 hours, for alerts that must see the last hour
 - ``limit_use(con, as_of, orgs=None, high_ratio=0.8) -> pl.DataFrame``, per (org, model):
   ``daily_generations``, ``max_daily_generations``, ``usage_ratio`` (now), ``max_concurrent_
   generations``, ``peak_7d`` / ``peak_30d`` (highest rolling-24h count in the window),
@@ -32,7 +36,14 @@ from runway_costs.analytics.spend import query
 from runway_costs.analytics.tiers import LIMIT_COLUMNS
 from runway_costs.collector.store import MODEL_DAILY_SQL
 
-__all__ = ["limit_use", "limits_at", "limits_by_day"]
+__all__ = ["PEAK_SHARE", "daily_limit_summary", "limit_use", "limits_at", "limits_by_day"]
+
+# A day's busiest rolling-24h count as a share of the daily limit (None without a limit > 0).
+PEAK_SHARE = (
+    pl.when(pl.col("max_daily_generations") > 0)
+    .then(pl.col("peak_generations") / pl.col("max_daily_generations"))
+    .alias("used")
+)
 
 
 def limit_use(
@@ -181,4 +192,30 @@ def limits_at(daily: pl.DataFrame, today: pl.DataFrame, at: datetime) -> pl.Data
             before.join(today, on=["org", "model"], how="anti"),
         ],
         how="vertical_relaxed",
+    )
+
+
+def daily_limit_summary(daily: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """Per (org, model), from ``limits_by_day`` rows: the latest count and limits, the
+    busiest day of the last 7 UTC days (``peak_7d``), the days at the limit in the last 30,
+    and the share of the limit in use now (None where the limit is unknown or 0)."""
+    last7 = pl.col("date") > as_of - timedelta(days=7)
+    last30 = pl.col("date") > as_of - timedelta(days=30)
+    return (  # every (org, model) has a row on as_of, the latest: 30 days suffice
+        daily.filter(last30)
+        .group_by("org", "model")
+        .agg(
+            pl.col("daily_generations", "max_daily_generations", "max_concurrent_generations")
+            .sort_by("date")
+            .last(),
+            pl.col("taken_at").max().alias("observed_at"),
+            pl.col("peak_generations").filter(last7).max().alias("peak_7d"),
+            (PEAK_SHARE >= 1).filter(last30).sum().alias("days_at_limit_30d"),
+        )
+        .with_columns(
+            usage_ratio=pl.when(pl.col("max_daily_generations") > 0).then(
+                pl.col("daily_generations") / pl.col("max_daily_generations")
+            )
+        )
+        .sort("org", "model")
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import duckdb
 import polars as pl
@@ -96,28 +96,8 @@ def limits(
     progress = tiers_mod.progress_from(
         table, at, facts, limits_mod.limits_at(daily, today, at), settings.credit_usd
     )
-    share = pl.col("peak_generations") / pl.col("max_daily_generations")
-    last7 = pl.col("date") > as_of - timedelta(days=7)
-    last30 = pl.col("date") > as_of - timedelta(days=30)
-    current = (  # every (org, model) has a row on as_of, the latest: 30 days suffice
-        daily.filter(last30)
-        .group_by("org", "model")
-        .agg(
-            pl.col("daily_generations", "max_daily_generations", "max_concurrent_generations")
-            .sort_by("date")
-            .last(),
-            pl.col("taken_at").max().alias("observed_at"),
-            pl.col("peak_generations").filter(last7).max().alias("peak_7d"),
-            (share >= 1).filter(last30).sum().alias("days_at_limit_30d"),
-        )
-        .with_columns(
-            usage_ratio=pl.when(pl.col("max_daily_generations") > 0).then(
-                pl.col("daily_generations") / pl.col("max_daily_generations")
-            )
-        )
-        .sort("org", "model")
-    )
-    history = daily.filter(pl.col("date") >= start).with_columns(used=share)
+    current = limits_mod.daily_limit_summary(daily, as_of)
+    history = daily.filter(pl.col("date") >= start).with_columns(used=limits_mod.PEAK_SHARE)
     if len(scope.orgs) > 1:
         history = (
             history.group_by("org", "date")
