@@ -1,17 +1,25 @@
-"""One collection cycle: fetch every organization concurrently, then write each one.
+"""One collection cycle: fetch every organization concurrently, write each as it finishes.
 
 Fetching is async (httpx), bounded by ``collection.concurrency``; one organization's
-failure is recorded as its own failed run and never touches another's. Writing happens
-after all fetches, in the calling thread, under the write lock, one transaction per
-organization; then the snapshot is published. A stop request during the fetch abandons
-the cycle (nothing written); once writing starts it finishes, so no transaction is ever
-left half done.
+failure is recorded as its own failed run and never touches another's. Every organization
+has a deadline (``org_deadline``: its planned requests times the client's per-call
+deadline, plus a second), so a slow host fails its organization alone. Each organization
+is written as soon as it is done, in its own transaction (its data and its
+``collection_runs`` row together), under the write lock, from a worker thread while the
+others are still fetching. Writes keep the configured order, except that a finished
+organization waits at most ``ORDER_GRACE_SECONDS`` for slower ones ahead of it. The
+snapshot is published once, after the last organization, so readers see whole cycles.
+
+A stop request during the fetch abandons the organizations still fetching (nothing is
+written for them) and writes those already finished; a write in progress finishes, so no
+transaction is ever left half done.
 
 Public API:
     run_cycle(settings, kind="full", *, clock, progress=None, stop_event=None)
         -> CycleResult                                   (async)
     run_cycle_sync(...)  -> CycleResult                   (same, for CLI and scheduler)
     plan_usage(today, last_collected, refresh_days) -> tuple[date, date]
+    org_deadline(options, requests) -> float
 """
 
 from __future__ import annotations
@@ -49,6 +57,9 @@ Kind = Literal["full", "snapshot", "usage"]
 KINDS: tuple[str, ...] = ("full", "snapshot", "usage")
 HISTORY_DAYS = 90  # how far back the API serves usage
 WRITE_LOCK_TIMEOUT = 60.0
+ORDER_GRACE_SECONDS = 1.0  # how long a finished org waits for a slower one ahead of it
+ORG_DEADLINE_SLACK_SECONDS = 1.0
+_STOP_POLL_SECONDS = 0.05
 
 # progress(done_requests, planned_requests) after each organization's request completes
 Progress = Callable[[int, int], None]
@@ -57,7 +68,8 @@ R = TypeVar("R")
 
 
 class CycleAbandoned(Exception):
-    """A stop was requested while fetching: nothing of this cycle was written."""
+    """A stop was requested while fetching: the organizations still fetching were
+    abandoned and nothing was written for them (finished ones were written)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +170,12 @@ def _safe_error(exc: BaseException, org: OrgConfig) -> str:
     return text.replace(key, "[redacted]") if key else text
 
 
+def org_deadline(options: ClientOptions, requests: int) -> float:
+    """Seconds one organization's fetch may take: each planned request at most the
+    client's ``call_deadline`` (every attempt and backoff used up), plus a second."""
+    return max(1, requests) * options.call_deadline + ORG_DEADLINE_SLACK_SECONDS
+
+
 async def _fetch_org(
     plan: OrgPlan,
     options: ClientOptions,
@@ -176,8 +194,9 @@ async def _fetch_org(
         out.finished_at = clock()
         return out
     out.stats = client.stats
+    deadline = org_deadline(options, plan.requests)
     try:
-        async with client:
+        async with asyncio.timeout(deadline), client:
             if plan.snapshot:
                 out.snapshot = await client.organization()
                 tick()
@@ -186,6 +205,10 @@ async def _fetch_org(
                 tick()
     except asyncio.CancelledError:
         raise
+    except TimeoutError:
+        out.error = f"organization '{org.name}': not collected within its {deadline:g} s deadline"
+        out.snapshot, out.usage = None, []
+        log.warning("%s", out.error)
     except Exception as exc:  # one org's failure is its own: record it, go on
         out.error = _safe_error(exc, org)
         out.snapshot, out.usage = None, []
@@ -194,18 +217,42 @@ async def _fetch_org(
     return out
 
 
-async def _fetch_all(
+def _writable(
+    finished: dict[int, tuple[_Fetched, float]], written: set[int], total: int, now: float
+) -> list[int]:
+    """Finished, unwritten orgs to write now, in plan order: those with every org ahead
+    of them finished, and those that have waited ``ORDER_GRACE_SECONDS`` already."""
+    ready = []
+    prefix = True
+    for i in range(total):
+        if i not in finished:
+            prefix = False
+            continue
+        if i in written:
+            continue
+        if prefix or now - finished[i][1] >= ORDER_GRACE_SECONDS:
+            ready.append(i)
+    return ready
+
+
+async def _collect(
     plans: Sequence[OrgPlan],
     settings: Settings,
+    kind: str,
     progress: Progress | None,
     stop_event: threading.Event | None,
     clock: Clock,
-) -> list[_Fetched]:
+) -> tuple[OrgResult, ...]:
+    """Fetch every org concurrently; write each as it finishes (see the module doc)."""
     cfg = settings.collection
     options = ClientOptions.from_config(cfg)
     limit = asyncio.Semaphore(cfg.concurrency)
+    loop = asyncio.get_running_loop()
     total = sum(p.requests for p in plans)
     done = 0
+    finished: dict[int, tuple[_Fetched, float]] = {}
+    results: dict[int, OrgResult] = {}
+    changed = asyncio.Event()
 
     def tick() -> None:
         nonlocal done
@@ -213,39 +260,66 @@ async def _fetch_all(
         if progress is not None:
             progress(done, total)
 
-    async def bounded(plan: OrgPlan, http: httpx.AsyncClient) -> _Fetched:
+    async def fetch(index: int, plan: OrgPlan, http: httpx.AsyncClient) -> None:
         async with limit:
-            return await _fetch_org(plan, options, http, tick, clock)
+            fetched = await _fetch_org(plan, options, http, tick, clock)
+        finished[index] = (fetched, loop.time())
+        changed.set()
 
     limits = httpx.Limits(
         max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency
     )
     async with httpx.AsyncClient(limits=limits, follow_redirects=False) as http:
-        gathered = asyncio.gather(*(bounded(p, http) for p in plans))
-        if stop_event is None:
-            return list(await gathered)
-        watcher = asyncio.ensure_future(_wait_stop(stop_event))
-        finished, _ = await asyncio.wait((gathered, watcher), return_when=asyncio.FIRST_COMPLETED)
-        if gathered in finished:
-            watcher.cancel()
-            return list(gathered.result())
-        gathered.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await gathered
-        raise CycleAbandoned("stop requested while fetching; nothing written")
-
-
-async def _wait_stop(stop_event: threading.Event) -> None:
-    while not stop_event.is_set():
-        await asyncio.sleep(0.05)
+        tasks = [asyncio.create_task(fetch(i, p, http)) for i, p in enumerate(plans)]
+        try:
+            while len(results) < len(plans):
+                changed.clear()
+                stopping = stop_event is not None and stop_event.is_set()
+                ready = _writable(finished, set(results), len(plans), loop.time())
+                if stopping:  # write what is finished, abandon the rest
+                    ready = [i for i in sorted(finished) if i not in results]
+                if ready:
+                    last = len(results) + len(ready) == len(plans)
+                    batch = [finished[i][0] for i in ready]
+                    written = await asyncio.to_thread(
+                        _write, settings, kind, batch, clock, publish=last
+                    )
+                    results.update(zip(ready, written, strict=True))
+                    continue
+                if stopping:
+                    missing = len(plans) - len(results)
+                    raise CycleAbandoned(
+                        f"stop requested while fetching; {missing} organization(s) not "
+                        "finished, nothing written for them"
+                    )
+                waits = [
+                    at + ORDER_GRACE_SECONDS - loop.time()
+                    for i, (_, at) in finished.items()
+                    if i not in results
+                ]
+                if stop_event is not None:
+                    waits.append(_STOP_POLL_SECONDS)
+                timeout = max(0.0, min(waits)) if waits else None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), timeout)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    return tuple(results[i] for i in range(len(plans)))
 
 
 def _write(
-    settings: Settings, kind: str, fetched: Sequence[_Fetched], clock: Clock
+    settings: Settings,
+    kind: str,
+    fetched: Sequence[_Fetched],
+    clock: Clock,
+    *,
+    publish: bool = True,
 ) -> tuple[OrgResult, ...]:
-    """Write every org in its own transaction, then publish (by leaving the session)."""
+    """Write each org in its own transaction; publish on leaving the session if asked."""
     results = []
-    with write_session(settings.db_path, timeout=WRITE_LOCK_TIMEOUT) as con:
+    with write_session(settings.db_path, timeout=WRITE_LOCK_TIMEOUT, publish=publish) as con:
         for f in fetched:
             results.append(_write_one(con, kind, f, clock))
     return tuple(results)
@@ -325,12 +399,15 @@ async def run_cycle(
 
     ``clock`` (naive UTC) decides the usage windows ("today") and stamps every fetch and
     run row; ``progress`` gets (done, planned) requests. Raises CycleAbandoned if
-    ``stop_event`` is set while fetching.
+    ``stop_event`` is set while organizations are still fetching.
     """
     if plans is None:
         plans = prepare(settings, kind, clock().date())
-    fetched = await _fetch_all(plans, settings, progress, stop_event, clock)
-    return CycleResult(kind=kind, orgs=_write(settings, kind, fetched, clock))
+    if not plans:  # still create and publish the database, as a cycle would
+        return CycleResult(kind=kind, orgs=_write(settings, kind, (), clock))
+    return CycleResult(
+        kind=kind, orgs=await _collect(plans, settings, kind, progress, stop_event, clock)
+    )
 
 
 def _blocking(func: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:

@@ -76,3 +76,12 @@ class ResponseFormatError(ApiError):
     ) -> None:
         super().__init__(message, **kwargs)
         self.field = field
+
+
+class ResponseTooLargeError(ApiError):
+    """A response body went past the client's cap (``limit`` bytes, decoded): reading
+    stopped there, so a huge or decompression-bomb body never fills memory. Not retried."""
+
+    def __init__(self, message: str, *, limit: int, **kwargs: Unpack[ErrorContext]) -> None:
+        super().__init__(message, **kwargs)
+        self.limit = limit

@@ -1,6 +1,7 @@
 """Parse the two Runway API responses into ``collector.models`` types, strictly.
 
-Strict where we depend on a field (present, right type, integer credits, ISO dates), open
+Strict where we depend on a field (present, right type, integer credits, ISO dates, no
+negative balance, cap, limit or generation count: those are stored and alerted on), open
 where the API evolves (any model name, unknown fields ignored). A problem raises
 ``FormatProblem`` naming the field path (``results[0].usedCredits[3].amount``); the client
 turns it into a ``ResponseFormatError`` that also names the organization and the endpoint.
@@ -8,6 +9,7 @@ turns it into a ``ResponseFormatError`` that also names the organization and the
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 from datetime import date, datetime
@@ -74,7 +76,7 @@ class _Node:
         obj = self.object()
         if obj.get(key) is None:
             return None
-        return _Node(obj[key], self._child(key)).int()
+        return _Node(obj[key], self._child(key)).count()
 
     def items(self) -> list[tuple[str, _Node]]:
         return [(k, _Node(v, self._child(k))) for k, v in self.object().items()]
@@ -89,6 +91,14 @@ class _Node:
         if type(self.value) is not int:
             raise self._wrong("an integer")
         return self.value
+
+    def count(self) -> builtins.int:
+        """A non-negative integer: a balance, a cap, a limit, a number of generations.
+        (Usage amounts are net of refunds and may be negative: they use ``int``.)"""
+        value = self.int()
+        if value < 0:
+            raise self._wrong("a non-negative integer")
+        return value
 
     def str(self) -> str:
         if not isinstance(self.value, str) or not self.value:
@@ -110,9 +120,9 @@ def parse_organization(body: object, taken_at: datetime) -> OrgSnapshot:
     A model only in usage gets None limits; a model only in the tier has 0 generations.
     """
     root = _Node(body, "")
-    balance = root.field("creditBalance").int()
+    balance = root.field("creditBalance").count()
     tier = root.field("tier")
-    cap = tier.field("maxMonthlyCreditSpend").int()
+    cap = tier.field("maxMonthlyCreditSpend").count()
     limits = {
         name: (
             node.optional_int("maxConcurrentGenerations"),
@@ -121,7 +131,7 @@ def parse_organization(body: object, taken_at: datetime) -> OrgSnapshot:
         for name, node in tier.field("models").items()
     }
     daily = {
-        name: node.field("dailyGenerations").int()
+        name: node.field("dailyGenerations").count()
         for name, node in root.field("usage").field("models").items()
     }
     models = tuple(

@@ -424,3 +424,71 @@ def test_options_from_collection_config() -> None:
     )
     with pytest.raises(ValueError, match="max_attempts"):
         ClientOptions(max_attempts=0)
+
+
+# -- numbers that cannot be negative; bodies decoded and capped by the client -------------
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("creditBalance",), -1, "'creditBalance' = -1"),
+        (("tier", "maxMonthlyCreditSpend"), -10000, "'tier.maxMonthlyCreditSpend' = -10000"),
+        (
+            ("tier", "models", "gen4.5", "maxConcurrentGenerations"),
+            -2,
+            "'tier.models[\"gen4.5\"].maxConcurrentGenerations' = -2",
+        ),
+        (
+            ("tier", "models", "gen4.5", "maxDailyGenerations"),
+            -200,
+            "'tier.models[\"gen4.5\"].maxDailyGenerations' = -200",
+        ),
+        (
+            ("usage", "models", "gen4.5", "dailyGenerations"),
+            -12,
+            "'usage.models[\"gen4.5\"].dailyGenerations' = -12",
+        ),
+    ],
+)
+def test_negative_balance_cap_limit_or_count_is_a_format_error(
+    path: tuple, value: int, field: str
+) -> None:
+    with pytest.raises(ResponseFormatError) as err:
+        run(fetch_org(replaced(ORG_EXAMPLE, path, value)))
+    assert str(err.value) == ORG_MSG + f"has {field}, expected a non-negative integer"
+
+
+def test_zero_balance_and_cap_are_accepted() -> None:
+    body = replaced(
+        replaced(ORG_EXAMPLE, ("creditBalance",), 0), ("tier", "maxMonthlyCreditSpend"), 0
+    )
+    snapshot = run(fetch_org(body))
+    assert (snapshot.credit_balance, snapshot.max_monthly_credit_spend) == (0, 0)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw-deflate", "identity"])
+def test_bodies_are_decoded_by_the_client_and_capped(encoding: str) -> None:
+    import zlib
+
+    from runway_costs.collector.client import _BodyProblem, _BodyReader
+
+    data = json.dumps(ORG_EXAMPLE).encode()
+    packed = {
+        "gzip": lambda d: zlib.compress(d, wbits=31),
+        "deflate": zlib.compress,
+        "raw-deflate": lambda d: zlib.compress(d, wbits=-15),
+        "identity": lambda d: d,
+    }[encoding](data)
+    header = "deflate" if encoding == "raw-deflate" else encoding
+    whole = _BodyReader(header, limit=len(data))
+    for i in range(0, len(packed), 7):  # small chunks, as a slow network delivers them
+        whole.feed(packed[i : i + 7])
+    whole.finish()
+    assert (whole.body(), whole.full) == (data, False)
+    short = _BodyReader(header, limit=len(data) - 1)
+    short.feed(packed)
+    short.finish()
+    assert short.full and short.size == len(data) - 1
+    with pytest.raises(_BodyProblem, match="unsupported Content-Encoding 'br'"):
+        _BodyReader("br", limit=10)
