@@ -6,6 +6,14 @@ file's own line numbers (the CSV header is line 1; JSON rows by index and line) 
 suggestion where one exists, then raises ``PlanError``. Checks run as polars expressions
 over the whole plan; Python only parses the file and builds suggestions per distinct value.
 
+Bounds (README "Bounds on plan values"): ``count`` is a whole number from 1 to
+``MAX_COUNT``; ``seconds`` a number above 0 up to ``MAX_SECONDS``; ``characters`` (or the
+length of ``text``) a whole number from 1 to ``MAX_CHARACTERS``; ``inf`` and ``nan`` are
+refused. A missing count means 1; a count that is there but unreadable is an error. A row
+whose worst case (its count and units at the model's highest price in the rate table) could
+pass ``core.money.MAX_CREDITS``, or a plan whose rows could together, is refused, so prices
+and totals always fit in an Int64.
+
 Public API:
 - ``read_plan(path: Path, rates: RateTable) -> pl.DataFrame``          (raises PlanError)
 - ``plan_from_records(records: list[dict], rates: RateTable, source: str = "<plan>")
@@ -27,6 +35,7 @@ from typing import Any
 import polars as pl
 
 from runway_costs.analytics.rates import RateTable
+from runway_costs.core.money import MAX_CREDITS
 
 PLAN_FIELDS = (
     "model",
@@ -71,6 +80,10 @@ PLAN_SCHEMA: dict[str, pl.DataType] = {
 }
 PLAN_COLUMNS = tuple(PLAN_SCHEMA)
 MAX_ERRORS = 50
+MAX_COUNT = 1_000_000  # jobs in one row
+MAX_SECONDS = 86_400  # one day of video or audio per job
+MAX_CHARACTERS = 1_000_000  # characters of text per job
+SHOWN_CHARS = 24  # a bad value is echoed up to this long
 TRUE_WORDS = ("true", "yes", "y", "1")
 FALSE_WORDS = ("false", "no", "n", "0")
 
@@ -254,6 +267,14 @@ def _parse_json(text: str) -> tuple[dict[str, list], list[int | None], list[int]
         raise PlanError(
             "<plan>", [PlanIssue(exc.lineno, None, f"invalid JSON (column {exc.colno}): {exc.msg}")]
         ) from None
+    except RecursionError:
+        raise PlanError(
+            "<plan>", [PlanIssue(None, None, "invalid JSON: nested too deeply for a plan")]
+        ) from None
+    except ValueError:  # an integer longer than Python converts (4300 digits)
+        raise PlanError(
+            "<plan>", [PlanIssue(None, None, "invalid JSON: a number has too many digits")]
+        ) from None
     records = doc.get("rows") if isinstance(doc, dict) else doc
     if not isinstance(records, list):
         raise PlanError(
@@ -337,10 +358,20 @@ def _model_frame(rates: RateTable) -> pl.DataFrame:
         rates.prices.filter(pl.col("resolution").is_not_null())["model"].unique().to_list()
     )
     infos = list(rates.models.values())
+    worst = (
+        rates.prices.group_by("model")
+        .agg(
+            _block_min=pl.col("block").min(),
+            _cmax_all=pl.col("credits_max").cast(pl.Float64).max(),
+        )
+        .rows_by_key("model")
+    )
     return pl.DataFrame(
         {
             "model": [m.name for m in infos],
             "_per": [m.per for m in infos],
+            "_block_min": [worst[m.name][0][0] if m.name in worst else None for m in infos],
+            "_cmax_all": [worst[m.name][0][1] if m.name in worst else None for m in infos],
             "_durations": [list(m.durations) if m.durations else None for m in infos],
             "_durations_text": [_durations_text(m.durations) for m in infos],
             "_audio_mode": [m.audio for m in infos],
@@ -350,6 +381,8 @@ def _model_frame(rates: RateTable) -> pl.DataFrame:
         schema={
             "model": pl.String,
             "_per": pl.String,
+            "_block_min": pl.Float64,
+            "_cmax_all": pl.Float64,
             "_durations": pl.List(pl.Float64),
             "_durations_text": pl.String,
             "_audio_mode": pl.String,
@@ -357,6 +390,43 @@ def _model_frame(rates: RateTable) -> pl.DataFrame:
             "_res_variant": pl.Boolean,
         },
     )
+
+
+def _number(column: str) -> pl.Expr:
+    """A text column as Float64: null when unreadable or ``nan`` (not a number); ``inf``
+    stays, so the bounds checks name it as too large (or too small)."""
+    value = pl.col(column).cast(pl.Float64, strict=False)
+    return pl.when(value.is_nan()).then(None).otherwise(value)
+
+
+def _shown(column: str) -> pl.Expr:
+    """A value as the user wrote it, cut short when it is very long."""
+    text = pl.col(column)
+    return (
+        pl.when(text.str.len_chars() > SHOWN_CHARS)
+        .then(pl.concat_str(text.str.slice(0, SHOWN_CHARS - 1), pl.lit("…")))
+        .otherwise(text)
+    )
+
+
+def _worst_credits() -> pl.Expr:
+    """A row's most credits at any price its model has in the rate table (any date or
+    variant): count x blocks of the smallest size, rounded up x the most credits per block,
+    which bounds every entry's charge (and equals it for a model with one price). Null when
+    a value is out of bounds (that is its own issue) or the model has no price."""
+    c = pl.col
+    count = pl.when(c("count").is_null()).then(pl.lit(1.0)).otherwise(c("_count_f"))
+    count = pl.when((count >= 1) & (count <= MAX_COUNT)).then(count)
+    chars = pl.coalesce(c("_chars_f"), c("_text_len").cast(pl.Float64))
+    units = (
+        pl.when(c("_per") == "second")
+        .then(pl.when((c("_seconds") > 0) & (c("_seconds") <= MAX_SECONDS)).then(c("_seconds")))
+        .when(c("_per") == "character")
+        .then(pl.when((chars >= 1) & (chars <= MAX_CHARACTERS)).then(chars))
+        .otherwise(pl.lit(1.0))
+    )
+    blocks = (units / c("_block_min")).round(9).ceil()
+    return count * blocks * c("_cmax_all")
 
 
 def _durations_text(durations: tuple[float, ...] | None) -> str | None:
@@ -452,9 +522,9 @@ def _check_rows(raw: pl.DataFrame, rates: RateTable) -> tuple[pl.DataFrame, list
         raw.join(_model_frame(rates), on="model", how="left")
         .join(ratio_map, on="ratio", how="left")
         .with_columns(
-            _count_f=c("count").cast(pl.Float64, strict=False),
-            _seconds=c("seconds").cast(pl.Float64, strict=False),
-            _chars_f=c("characters").cast(pl.Float64, strict=False),
+            _count_f=_number("count"),
+            _seconds=_number("seconds"),
+            _chars_f=_number("characters"),
             _text_len=c("text").str.len_chars(),
             _audio_l=c("audio").str.to_lowercase(),
             _date=c("date").str.to_date("%Y-%m-%d", strict=False),
@@ -494,10 +564,24 @@ def _check_rows(raw: pl.DataFrame, rates: RateTable) -> tuple[pl.DataFrame, list
         ),
         (c("_count_f") <= 0, pl.format("count: must be at least 1, got {}", c("count"))),
         (
+            c("_count_f") > MAX_COUNT,
+            pl.format(
+                "count: must be at most {}, got {}", pl.lit(f"{MAX_COUNT:,}"), _shown("count")
+            ),
+        ),
+        (
             c("seconds").is_not_null() & c("_seconds").is_null(),
             pl.format("seconds: '{}' is not a number", c("seconds")),
         ),
         (c("_seconds") <= 0, pl.format("seconds: must be positive, got {}", c("seconds"))),
+        (
+            c("_seconds") > MAX_SECONDS,
+            pl.format(
+                "seconds: must be at most {} (one day), got {}",
+                pl.lit(f"{MAX_SECONDS:,}"),
+                _shown("seconds"),
+            ),
+        ),
         (
             known & (per == "second") & c("seconds").is_null(),
             pl.format(
@@ -511,6 +595,7 @@ def _check_rows(raw: pl.DataFrame, rates: RateTable) -> tuple[pl.DataFrame, list
         (
             known
             & (c("_seconds") > 0)
+            & (c("_seconds") <= MAX_SECONDS)
             & c("_durations").is_not_null()
             & ~c("_durations").list.contains(c("_seconds")),
             pl.format(
@@ -525,6 +610,22 @@ def _check_rows(raw: pl.DataFrame, rates: RateTable) -> tuple[pl.DataFrame, list
             c("_chars_f").is_not_null()
             & ((c("_chars_f") < 1) | (c("_chars_f") != c("_chars_f").floor())),
             pl.format("characters: must be a whole number >= 1, got {}", c("characters")),
+        ),
+        (
+            c("_chars_f") > MAX_CHARACTERS,
+            pl.format(
+                "characters: must be at most {}, got {}",
+                pl.lit(f"{MAX_CHARACTERS:,}"),
+                _shown("characters"),
+            ),
+        ),
+        (
+            c("_text_len") > MAX_CHARACTERS,
+            pl.format(
+                "text: {} characters, more than the {} a row may have",
+                c("_text_len"),
+                pl.lit(f"{MAX_CHARACTERS:,}"),
+            ),
         ),
         (
             c("characters").is_not_null() & c("text").is_not_null(),
@@ -609,6 +710,16 @@ def _check_rows(raw: pl.DataFrame, rates: RateTable) -> tuple[pl.DataFrame, list
             ),
         ),
     ]
+    df = df.with_columns(_worst=_worst_credits())
+    checks.append(
+        (
+            c("_worst") > MAX_CREDITS,
+            pl.lit(
+                f"count: this row may cost more than {MAX_CREDITS:,} credits, the most a plan "
+                "may total; lower the count or check the rate table"
+            ),
+        )
+    )
     found = pl.concat(
         [
             df.filter(cond.fill_null(False)).select("line", "row", msg.alias("message"))
@@ -619,12 +730,26 @@ def _check_rows(raw: pl.DataFrame, rates: RateTable) -> tuple[pl.DataFrame, list
         PlanIssue(r["line"], r["row"], r["message"])
         for r in found.head(MAX_ERRORS).iter_rows(named=True)
     ]
+    omitted = found.height - len(issues)
+    worst_total = df.select(c("_worst").filter(c("_worst") <= MAX_CREDITS).sum()).item()
+    if worst_total is not None and worst_total > MAX_CREDITS:
+        issues.append(
+            PlanIssue(
+                None,
+                None,
+                f"the plan may cost more than {MAX_CREDITS:,} credits in all, the most a plan "
+                "may total; split it into smaller plans",
+            )
+        )
     typed = df.select(
         "line",
         "row",
         c("label"),
         c("model"),
-        c("_count_f").fill_null(1).cast(pl.Int64, strict=False).alias("count"),
+        pl.when(c("count").is_null())  # absent means one job; unreadable was an issue above
+        .then(pl.lit(1, pl.Int64))
+        .otherwise(c("_count_f").cast(pl.Int64, strict=False))
+        .alias("count"),
         c("_seconds").alias("seconds"),
         pl.coalesce(c("resolution"), c("_ratio_res")).alias("resolution"),
         c("ratio"),
@@ -640,4 +765,4 @@ def _check_rows(raw: pl.DataFrame, rates: RateTable) -> tuple[pl.DataFrame, list
         c("endpoint"),
         c("_date").alias("date"),
     )
-    return typed, issues, found.height - len(issues)
+    return typed, issues, omitted

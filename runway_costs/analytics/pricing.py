@@ -8,6 +8,12 @@ The row's range is the min and max over the matching entries, times ``count``. A
 no price (unknown or unpriced model, no price in force on its date) keeps null credits
 and ``priced = false``: never zero.
 
+Credits never wrap: a row's charge is checked in Float64 before its exact Int64 product is
+kept, and one above ``core.money.MAX_CREDITS`` is unpriced ("more than ... credits"),
+never a wrapped number. Validated plans (``analytics.plan``) never reach that: their
+worst case is bounded there, with the row's line; the check guards the other callers
+(``analytics.compare`` prices each row on other, dearer, models).
+
 Public API (the dashboard's planner calls these; keep them stable):
 - ``price_plan(plan: pl.DataFrame, rates: RateTable, on: date) -> pl.DataFrame``
   adds ``priced_on``, ``credits_min``, ``credits_max``, ``usd_min``, ``usd_max``, ``priced``,
@@ -26,6 +32,7 @@ import polars as pl
 
 from runway_costs.analytics.plan import PLAN_SCHEMA
 from runway_costs.analytics.rates import RateTable
+from runway_costs.core.money import MAX_CREDITS
 
 NO_LABEL = "(no label)"
 USD_DECIMALS = 6
@@ -133,14 +140,19 @@ def price_plan(plan: pl.DataFrame, rates: RateTable, on: date) -> pl.DataFrame:
         .otherwise(pl.lit(1.0))
     )
     ratio = (units / c("_block")).round(9)
-    blocks = pl.when(c("_floor")).then(ratio.floor()).otherwise(ratio.ceil()).cast(pl.Int64)
+    blocks = pl.when(c("_floor")).then(ratio.floor()).otherwise(ratio.ceil())
     usd = rates.credit_usd
+    fits = c("_blocks_f") * c("_cmax") * c("count").cast(pl.Float64) <= MAX_CREDITS
     return (
         df.join(lists, on="_key", how="left", maintain_order="left")
-        .with_columns(_blocks=blocks)
+        .with_columns(_blocks_f=blocks)
+        .with_columns(_fits=fits, _blocks=c("_blocks_f").cast(pl.Int64, strict=False))
         .with_columns(
-            credits_min=c("_blocks") * c("_cmin") * c("count"),
-            credits_max=c("_blocks") * c("_cmax") * c("count"),
+            credits_min=pl.when(c("_fits")).then(c("_blocks") * c("_cmin") * c("count")),
+            credits_max=pl.when(c("_fits")).then(c("_blocks") * c("_cmax") * c("count")),
+            _note=pl.when(c("_fits").not_())
+            .then(pl.lit(f"more than {MAX_CREDITS:,} credits"))
+            .otherwise(c("_note")),
         )
         .with_columns(
             usd_min=(c("credits_min") * usd).round(USD_DECIMALS),
@@ -158,7 +170,8 @@ def price_plan(plan: pl.DataFrame, rates: RateTable, on: date) -> pl.DataFrame:
             .cast(pl.String),
         )
         .with_columns(note=pl.when(c("priced")).then(pl.lit(None, pl.String)).otherwise(c("note")))
-        .drop("_key", "_per", "_block", "_floor", "_cmin", "_cmax", "_note", "_blocks")
+        .drop("_key", "_per", "_block", "_floor", "_cmin", "_cmax", "_note")
+        .drop("_blocks", "_blocks_f", "_fits")
     )
 
 

@@ -21,9 +21,17 @@ from typing import TYPE_CHECKING, overload
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["CREDIT_USD", "usd"]
+__all__ = ["CREDIT_USD", "MAX_CREDITS", "usd"]
 
 CREDIT_USD = 0.01  # USD per credit (Runway API reference)
+
+# The largest credit amount the product handles (a plan's total, a budget): 10^15 credits,
+# USD 10 trillion at the published price. Far beyond any real figure, and small enough that
+# every figure up to it is exact in an Int64 and in a float64 (below 2^53), with room to
+# spare: a plan is refused when its worst case could pass it, so its sums cannot wrap.
+# Inputs that could go past it are refused (plan files, config), never priced or stored
+# as a wrapped number.
+MAX_CREDITS = 10**15
 
 
 @overload
