@@ -14,6 +14,7 @@ Public API:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any, TypeGuard
 import polars as pl
 
 from runway_costs.core.files import package_data
+from runway_costs.core.money import MAX_CREDITS
 from runway_costs.core.tomlfile import read_toml
 
 DEFAULT_RATES = package_data("rates.toml")
@@ -109,8 +111,8 @@ class _Parser:
         credit_usd = data.get("credit_usd")
         if isinstance(credit_usd, bool) or not isinstance(credit_usd, int | float):
             raise self.error("credit_usd", "must be a positive number (USD per credit)")
-        if credit_usd <= 0:
-            raise self.error("credit_usd", f"must be positive, got {credit_usd}")
+        if not (math.isfinite(credit_usd) and 0 < credit_usd <= 1000):
+            raise self.error("credit_usd", f"must be positive, at most 1000, got {credit_usd}")
         resolutions = data.get("resolutions", ["720p", "1080p"])
         if not isinstance(resolutions, list) or not all(isinstance(r, str) for r in resolutions):
             raise self.error("resolutions", "must be a list of strings")
@@ -229,18 +231,20 @@ class _Parser:
         if not isinstance(eff, date):
             raise self.error(f"{key}.effective_from", "is required (an ISO date, 2025-01-01)")
         credits = raw.get("credits")
-        if _whole(credits) and credits >= 0:
+        if _whole(credits) and 0 <= credits <= MAX_CREDITS:
             lo = hi = int(credits)
         elif (
             isinstance(credits, list)
             and len(credits) == 2
-            and all(_whole(c) and c >= 0 for c in credits)
+            and all(_whole(c) and 0 <= c <= MAX_CREDITS for c in credits)
             and credits[0] <= credits[1]
         ):
             lo, hi = int(credits[0]), int(credits[1])
         else:
             raise self.error(
-                f"{key}.credits", "must be a whole number of credits or [min, max] with min <= max"
+                f"{key}.credits",
+                "must be a whole number of credits or [min, max] with min <= max "
+                f"(at most {MAX_CREDITS:,})",
             )
         block = raw.get("block", 1)
         if not _positive_number(block):
@@ -271,4 +275,10 @@ def _whole(value: object) -> TypeGuard[int]:
 
 
 def _positive_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    """A finite number above 0 (TOML's inf and nan are floats too)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )

@@ -17,15 +17,18 @@ progress (issue 4) both read this table, so the API below is kept stable:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from runway_costs.core.files import package_data
+from runway_costs.core.money import MAX_CREDITS
 from runway_costs.core.tomlfile import read_toml
 
 DEFAULT_TIERS = package_data("tiers.toml")
+MAX_LIMIT = 10**9  # generations, concurrency, days: far above any tier, within Int64 sums
 
 
 class TierError(Exception):
@@ -103,11 +106,16 @@ def _tier(path: Path, index: int, raw: Any) -> Tier:
     number = _int(raw, "tier", fail, minimum=1)
     conc = _range(raw, "concurrency", fail)
     daily = _range(raw, "daily_generations", fail)
-    cap = _int(raw, "purchase_cap_credits", fail, minimum=0)
+    cap = _int(raw, "purchase_cap_credits", fail, minimum=0, maximum=MAX_CREDITS)
     days = _int(raw, "unlock_days", fail, minimum=0)
     spend = raw.get("unlock_spend_usd")
-    if isinstance(spend, bool) or not isinstance(spend, int | float) or spend < 0:
-        raise fail("unlock_spend_usd", "must be a number >= 0 (USD)")
+    if (
+        isinstance(spend, bool)
+        or not isinstance(spend, int | float)
+        or not math.isfinite(spend)
+        or not 0 <= spend <= MAX_CREDITS
+    ):
+        raise fail("unlock_spend_usd", f"must be a number from 0 to {MAX_CREDITS:,} (USD)")
     models_raw = raw.get("models", {})
     if not isinstance(models_raw, dict):
         raise fail("models", 'must be a table of [tiers.models."NAME"]')
@@ -135,22 +143,27 @@ def _tier(path: Path, index: int, raw: Any) -> Tier:
     )
 
 
-def _int(raw: dict, key: str, fail: Any, *, minimum: int) -> int:
+def _int(raw: dict, key: str, fail: Any, *, minimum: int, maximum: int = MAX_LIMIT) -> int:
     value = raw.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise fail(key, f"must be a whole number >= {minimum}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise fail(key, f"must be a whole number from {minimum} to {maximum:,}, got {value!r}")
     return value
 
 
 def _range(raw: dict, key: str, fail: Any) -> tuple[int, int]:
     value = raw.get(key)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_LIMIT:
         return value, value
     if (
         isinstance(value, list)
         and len(value) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+        and all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_LIMIT for v in value
+        )
         and value[0] <= value[1]
     ):
         return value[0], value[1]
-    raise fail(key, f"must be a positive whole number or [min, max], got {value!r}")
+    raise fail(
+        key,
+        f"must be a positive whole number (at most {MAX_LIMIT:,}) or [min, max], got {value!r}",
+    )

@@ -67,10 +67,22 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
-def settings_from(config: Path | None, db: Path | None, *, require_orgs: bool = False) -> Settings:
-    """Load settings at the edge, turning a ConfigError into exit code 2."""
+def settings_from(
+    config: Path | None,
+    db: Path | None,
+    *,
+    require_orgs: bool = False,
+    need_keys: bool | None = None,
+) -> Settings:
+    """Load settings at the edge, turning a ConfigError into exit code 2.
+
+    API keys must be readable only for commands that call the API (``need_keys``, by
+    default ``require_orgs``: collect, schedule, up); read-only commands run without them.
+    """
     try:
-        return load_settings(config_path=config, db_path=db, require_orgs=require_orgs)
+        return load_settings(
+            config_path=config, db_path=db, require_orgs=require_orgs, need_keys=need_keys
+        )
     except ConfigError as exc:
         raise fail(str(exc)) from None
 

@@ -102,7 +102,7 @@ def write_config(ctx: DemoContext) -> None:
     tmp = ctx.config_path.with_suffix(".toml.tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.replace(tmp, ctx.config_path)
-    ctx.settings = load_settings(config_path=ctx.config_path, db_path=ctx.db_path)
+    ctx.settings = load_settings(config_path=ctx.config_path, db_path=ctx.db_path, need_keys=True)
     ctx.out.print(f"demo config {ctx.config_path}, database {ctx.db_path}")
 
 

@@ -3,6 +3,12 @@
 Secrets (API keys, alert URLs) are held as ``SecretStr`` so that ``repr``, logs and
 error messages never show them; call ``.get_secret_value()`` only where the secret
 is put on the wire.
+
+Every value is checked where it is loaded: numbers are finite (no ``inf``/``nan``),
+positive where a zero would divide or stall, and bounded where a huge value would overflow
+a date, a timer or an integer; a wrong type names the file and the key. API keys are
+resolved only when the command calls the API (``need_keys``): read-only commands run with
+the key variables unset.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from runway_costs.core.money import CREDIT_USD
+from runway_costs.core.money import CREDIT_USD, MAX_CREDITS
 from runway_costs.core.tomlfile import read_toml
 
 DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
@@ -37,8 +43,14 @@ class ConfigError(Exception):
     """The configuration is unusable; the message names the file and the field."""
 
 
+WEEK_MINUTES = 7 * 24 * 60
+HOUR_SECONDS = 3600
+YEAR_HOURS = 366 * 24
+MAX_RATIO = 1000.0  # a threshold as a share of a cap, budget or limit
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class OrgConfig(_Strict):
@@ -47,6 +59,9 @@ class OrgConfig(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     api_key: SecretStr
     base_url: str = DEFAULT_BASE_URL
+    # Why the key could not be read, when settings were loaded without needing keys (the
+    # key is then empty, and the API client refuses an empty key before any request).
+    key_problem: str | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -60,21 +75,21 @@ class CollectionConfig(_Strict):
     """How and how often the collector talks to the API."""
 
     refresh_days: int = Field(3, ge=1, le=90)
-    snapshot_minutes: float = Field(15, gt=0)
-    usage_minutes: float = Field(60, gt=0)
+    snapshot_minutes: float = Field(15, gt=0, le=WEEK_MINUTES)
+    usage_minutes: float = Field(60, gt=0, le=WEEK_MINUTES)
     concurrency: int = Field(8, ge=1, le=256)
-    timeout_seconds: float = Field(20.0, gt=0)
+    timeout_seconds: float = Field(20.0, gt=0, le=HOUR_SECONDS)
     max_attempts: int = Field(5, ge=1, le=20)
-    backoff_base_seconds: float = Field(0.5, ge=0)
-    backoff_max_seconds: float = Field(30.0, ge=0)
+    backoff_base_seconds: float = Field(0.5, ge=0, le=HOUR_SECONDS)
+    backoff_max_seconds: float = Field(30.0, ge=0, le=HOUR_SECONDS)
 
 
 class Budget(_Strict):
     """A calendar-month budget for an organization, optionally for one model."""
 
-    org: str
-    model: str | None = None
-    credits: int | None = Field(None, gt=0)
+    org: str = Field(min_length=1)
+    model: str | None = Field(None, min_length=1)
+    credits: int | None = Field(None, gt=0, le=MAX_CREDITS)
     usd: float | None = Field(None, gt=0)
 
     def monthly_credits(self, credit_usd: float = CREDIT_USD) -> int:
@@ -100,18 +115,18 @@ class Budget(_Strict):
 class AlertThresholds(_Strict):
     """Alert rule thresholds; every one has a default and can be set in [alerts]."""
 
-    cap_forecast_warn: float = 0.80
-    cap_forecast_critical: float = 1.00
+    cap_forecast_warn: float = Field(0.80, le=MAX_RATIO)
+    cap_forecast_critical: float = Field(1.00, le=MAX_RATIO)
     cap_used_levels: tuple[float, float, float] = (0.50, 0.80, 1.00)
-    budget_used_warn: float = 0.80
-    budget_used_critical: float = 1.00
-    budget_forecast_ratio: float = 1.00
-    runout_warn_days: int = 7
-    runout_critical_days: int = 2
-    daily_generations_ratio: float = 0.90
-    anomaly_mads: float = 5.0
-    anomaly_min_credits: int = 100
-    stale_hours: float = 2.0
+    budget_used_warn: float = Field(0.80, le=MAX_RATIO)
+    budget_used_critical: float = Field(1.00, le=MAX_RATIO)
+    budget_forecast_ratio: float = Field(1.00, le=MAX_RATIO)
+    runout_warn_days: int = Field(7, le=3660)
+    runout_critical_days: int = Field(2, le=3660)
+    daily_generations_ratio: float = Field(0.90, le=MAX_RATIO)
+    anomaly_mads: float = Field(5.0, le=MAX_RATIO)
+    anomaly_min_credits: int = Field(100, le=MAX_CREDITS)
+    stale_hours: float = Field(2.0, le=YEAR_HOURS)
 
     @model_validator(mode="after")
     def _ordered(self) -> AlertThresholds:
@@ -121,6 +136,8 @@ class AlertThresholds(_Strict):
         bad += ["cap_used_levels"] if min(self.cap_used_levels) <= 0 else []
         if bad:
             raise ValueError(f"must be greater than 0: {', '.join(bad)}")
+        if max(self.cap_used_levels) > MAX_RATIO:
+            raise ValueError(f"cap_used_levels: each level must be at most {MAX_RATIO:g}")
         pairs = [
             ("cap_forecast_warn", "cap_forecast_critical"),
             ("budget_used_warn", "budget_used_critical"),
@@ -154,8 +171,26 @@ class Settings(_Strict):
     budgets: tuple[Budget, ...] = ()
     alerts: AlertsConfig = AlertsConfig()
     rates_path: Path | None = None
-    credit_usd: float = CREDIT_USD  # USD per credit for spend figures (core.money)
+    credit_usd: float = Field(CREDIT_USD, gt=0, le=1000)  # USD per credit (core.money)
     timezone: Literal["UTC"] = "UTC"
+
+    @model_validator(mode="after")
+    def _budget_amounts(self) -> Settings:
+        """A USD budget is whole credits at ``credit_usd``: at least one, at most MAX_CREDITS."""
+        for i, b in enumerate(self.budgets):
+            if b.usd is None:
+                continue
+            credits = b.usd / self.credit_usd
+            if credits > MAX_CREDITS:
+                raise ValueError(
+                    f"budgets[{i}]: usd {b.usd:g} is more than the {MAX_CREDITS:,} credits "
+                    "a budget may hold"
+                )
+            if round(credits) < 1:
+                raise ValueError(
+                    f"budgets[{i}]: usd {b.usd:g} is less than one credit (USD {self.credit_usd:g})"
+                )
+        return self
 
     def org(self, name: str) -> OrgConfig:
         for o in self.orgs:
@@ -166,8 +201,11 @@ class Settings(_Strict):
 
 
 def _resolve_key(
-    raw: dict, index: int, source: str, base_dir: Path, env: dict[str, str]
-) -> SecretStr:
+    raw: dict, index: int, source: str, base_dir: Path, env: dict[str, str], need_keys: bool
+) -> tuple[SecretStr, str | None]:
+    """The org's key and, when it cannot be read and keys are not needed, why not (the key
+    is then empty). Where the key comes from is checked either way; that it can be read
+    only matters to a command that calls the API (``need_keys``), else it is an error."""
     where = f"{source}: orgs[{index}]"
     if "api_key" in raw:
         raise ConfigError(
@@ -176,32 +214,44 @@ def _resolve_key(
         )
     env_name = raw.pop("api_key_env", None)
     key_file = raw.pop("api_key_file", None)
+    for key, value in (("api_key_env", env_name), ("api_key_file", key_file)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ConfigError(f"{where}.{key}: must be a non-empty string, got {value!r}")
     if env_name and key_file:
         raise ConfigError(f"{where}: set api_key_env or api_key_file, not both")
+    problem: str
     if env_name:
         value = env.get(env_name, "").strip()
-        if not value:
-            raise ConfigError(f"{where}: environment variable {env_name} is not set or empty")
-        return SecretStr(value)
-    if key_file:
+        if value:
+            return SecretStr(value), None
+        problem = f"{where}: environment variable {env_name} is not set or empty"
+    elif key_file:
         path = Path(key_file).expanduser()
         if not path.is_absolute():
             path = base_dir / path
         try:
             value = path.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigError(f"{where}: cannot read api_key_file {path}: {exc.strerror}") from None
-        if not value:
-            raise ConfigError(f"{where}: api_key_file {path} is empty")
-        return SecretStr(value)
-    raise ConfigError(f"{where}: needs api_key_env or api_key_file")
+            problem = f"{where}: cannot read api_key_file {path}: {exc.strerror}"
+        except UnicodeDecodeError:
+            problem = f"{where}: api_key_file {path} is not UTF-8 text"
+        else:
+            if value:
+                return SecretStr(value), None
+            problem = f"{where}: api_key_file {path} is empty"
+    else:
+        raise ConfigError(f"{where}: needs api_key_env or api_key_file")
+    if need_keys:
+        raise ConfigError(problem)
+    return SecretStr(""), problem
 
 
 def _format_validation(exc: ValidationError, source: str) -> str:
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"{source}: {loc}: {err['msg']}")
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{source}: {loc}: {msg}" if loc else f"{source}: {msg}")
     return "\n".join(lines)
 
 
@@ -210,12 +260,18 @@ def load_settings(
     db_path: Path | None = None,
     env: dict[str, str] | None = None,
     require_orgs: bool = False,
+    need_keys: bool | None = None,
 ) -> Settings:
     """Build Settings from flags, then environment, then the TOML file, then defaults.
 
     With no config file the single organization ``default`` comes from
     RUNWAYML_API_SECRET / RUNWAYML_BASE_URL, as the official SDK does.
+
+    ``need_keys`` (default: ``require_orgs``): every configured key must be readable, as
+    for a command that calls the API. Without it an unreadable key is left empty and the
+    reason kept in ``OrgConfig.key_problem``; a read-only command never uses it.
     """
+    need_keys = require_orgs if need_keys is None else need_keys
     env = dict(os.environ) if env is None else env
     if config_path is None and env.get(ENV_CONFIG):
         config_path = Path(env[ENV_CONFIG])
@@ -235,7 +291,9 @@ def load_settings(
             if not isinstance(raw, dict):
                 raise ConfigError(f"{source}: orgs[{i}] must be a table")
             raw = dict(raw)
-            raw["api_key"] = _resolve_key(raw, i, source, base_dir, env)
+            raw["api_key"], raw["key_problem"] = _resolve_key(
+                raw, i, source, base_dir, env, need_keys
+            )
             orgs.append(raw)
         names = [o.get("name") for o in orgs]
         dupes = sorted({n for n in names if names.count(n) > 1 and n})
@@ -258,12 +316,13 @@ def load_settings(
             alerts["urls"] = [_expand_env(u, env, source) for u in urls]
     if alerts is not None:
         data["alerts"] = alerts
-    if "rates" in data:
-        rates = Path(data.pop("rates"))
-        data["rates_path"] = rates if rates.is_absolute() else base_dir / rates
-    if "db" in data:
-        db = Path(data.pop("db"))
-        data["db_path"] = db if db.is_absolute() else base_dir / db
+    for key, field in (("rates", "rates_path"), ("db", "db_path")):
+        if key in data:
+            value = data.pop(key)
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{source}: {key}: must be a file path (a string), got {value!r}")
+            path = Path(value)
+            data[field] = path if path.is_absolute() else base_dir / path
 
     if db_path is not None:
         data["db_path"] = db_path
@@ -276,12 +335,26 @@ def load_settings(
         raise ConfigError(_format_validation(exc, source)) from None
     except TypeError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    if orgs_raw is not None:
+        _check_budget_orgs(settings, source)
     if require_orgs and not settings.orgs:
         raise ConfigError(
             f"no organization configured: set {ENV_KEY} (and optionally {ENV_BASE_URL}), "
             f"or pass --config / {ENV_CONFIG} with [[orgs]] entries"
         )
     return settings
+
+
+def _check_budget_orgs(settings: Settings, source: str) -> None:
+    """With [[orgs]] in the file, a budget must name one of them (else it would never be
+    compared with any spend)."""
+    names = [o.name for o in settings.orgs]
+    for i, b in enumerate(settings.budgets):
+        if b.org not in names:
+            raise ConfigError(
+                f"{source}: budgets[{i}].org: {b.org!r} is not an organization in [[orgs]] "
+                f"(configured: {', '.join(names) or 'none'})"
+            )
 
 
 def _expand_env(value: object, env: dict[str, str], source: str) -> object:

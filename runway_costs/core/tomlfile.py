@@ -20,3 +20,7 @@ def read_toml(path: Path, what: str, error: type[Exception]) -> dict[str, Any]:
         raise error(f"{what} {path} cannot be read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise error(f"{path}: invalid TOML: nested too deeply") from None
+    except ValueError:  # an integer longer than Python converts (4300 digits)
+        raise error(f"{path}: invalid TOML: a number has too many digits") from None
