@@ -12,7 +12,10 @@ Lifecycle of an (org, rule, target, period key), kept in DuckDB so it survives r
 Only organizations evaluated in a check are touched: an organization with no data keeps
 its state. A check evaluates and writes under the collector's write lock (one transaction
 for the state), then delivers outside the lock (network), then records each delivery.
-Undelivered notices are retried by the following checks for a day.
+Undelivered notices are retried by the following checks for a day. Each delivery has a
+deadline (``notify.DELIVERY_DEADLINE_SECONDS``); a channel that hangs past it is skipped
+for the rest of the check (and while its attempt still hangs), its notices left pending
+for the next check, so one slow channel costs a check at most one deadline.
 
 Public API:
 
@@ -21,7 +24,7 @@ Public API:
 - ``plan_alerts(state, conditions, evaluated_orgs) -> list[Alert]`` (pure)
 - ``evaluate_alerts(con, settings, as_of, orgs=None) -> list[Alert]`` (read-only: what a
   check would announce now; ``alerts check --dry-run``)
-- ``check_alerts(settings, as_of, dry_run=False) -> CheckResult``
+- ``check_alerts(settings, as_of, dry_run=False, delivery_deadline=...) -> CheckResult``
 - ``alerts_after_cycle(settings, clock) -> None`` the scheduler hook (never raises)
 - ``open_alerts(con)``, ``alert_history(con, org=None, limit=500)`` (from alert_store)
 """
@@ -56,7 +59,13 @@ from runway_costs.analytics.alert_store import (
     save_alerts,
 )
 from runway_costs.analytics.db import connect_reader
-from runway_costs.analytics.notify import Delivery, channel_label, deliver
+from runway_costs.analytics.notify import (
+    DELIVERY_DEADLINE_SECONDS,
+    Delivery,
+    channel_hanging,
+    channel_label,
+    deliver,
+)
 from runway_costs.analytics.orgs import orgs_with_data
 from runway_costs.core.clock import Clock
 from runway_costs.core.config import Settings
@@ -183,9 +192,15 @@ def _channels(settings: Settings) -> dict[str, SecretStr]:
     return {channel_label(u, i + 1): u for i, u in enumerate(settings.alerts.urls)}
 
 
-def check_alerts(settings: Settings, as_of: datetime, dry_run: bool = False) -> CheckResult:
+def check_alerts(
+    settings: Settings,
+    as_of: datetime,
+    dry_run: bool = False,
+    delivery_deadline: float = DELIVERY_DEADLINE_SECONDS,
+) -> CheckResult:
     """Evaluate at ``as_of`` (naive UTC), record and announce (``dry_run``: evaluate
-    against the snapshot only). ``as_of`` also stamps the state and dates the retries."""
+    against the snapshot only). ``as_of`` also stamps the state and dates the retries;
+    each delivery gives up after ``delivery_deadline`` seconds."""
     from runway_costs.collector.store import write_session  # the writer side, only when writing
 
     if dry_run:
@@ -207,7 +222,11 @@ def check_alerts(settings: Settings, as_of: datetime, dry_run: bool = False) -> 
     if pending.is_empty():
         return result
     outcomes = []
+    skipped: set[str] = set()  # channels that hang: their notices wait for the next check
     for row in pending.iter_rows(named=True):  # one notice per channel: network, no lock
+        if row["channel"] in skipped or channel_hanging(channels[row["channel"]]):
+            skipped.add(row["channel"])
+            continue
         alert = Alert(
             row["org"],
             row["rule"],
@@ -221,8 +240,15 @@ def check_alerts(settings: Settings, as_of: datetime, dry_run: bool = False) -> 
         )
         severity = "resolved" if alert.status == Status.RESOLVED else alert.severity
         delivery = deliver(
-            channels[row["channel"]], alert.title, alert.message, severity, attempts=attempts
+            channels[row["channel"]],
+            alert.title,
+            alert.message,
+            severity,
+            attempts=attempts,
+            deadline=delivery_deadline,
         )
+        if delivery.hanging:
+            skipped.add(row["channel"])
         if not delivery.ok:
             log.warning(
                 "alert delivery to %s failed after %d attempts: %s",
@@ -232,6 +258,12 @@ def check_alerts(settings: Settings, as_of: datetime, dry_run: bool = False) -> 
             )
         outcomes.append((row["event_id"], row["channel"], delivery))
         result.deliveries.append((alert.title, row["channel"], delivery))
+    if skipped:
+        log.warning(
+            "alert channel(s) %s did not answer in time: their other notices wait for the "
+            "next check",
+            ", ".join(sorted(skipped)),
+        )
     with write_session(settings.db_path) as con:
         for event_id, channel, delivery in outcomes:
             record_delivery(con, event_id, channel, delivery, as_of)

@@ -8,28 +8,43 @@ we send, its records are captured instead of propagated, every secret part of th
 redacted from them, and what remains becomes the recorded error text.
 
 A delivery is tried ``attempts`` times with a short exponential backoff; it never raises
-(the scheduler calls this), it returns what happened.
+(the scheduler calls this), it returns what happened. The whole delivery (every attempt and
+backoff) has a deadline, ``DELIVERY_DEADLINE_SECONDS`` unless given: each attempt runs in a
+daemon thread that is waited for only until then, so a channel that accepts the request and
+then trickles its answer, or never answers, costs at most the deadline. A thread left behind
+that way keeps its channel marked as hanging: later deliveries to that channel fail at once
+(``Delivery.hanging``) instead of leaving one more thread behind each time.
 
 Public API:
 
 - ``channel_label(url: SecretStr, index: int) -> str``          e.g. ``"mailto#2"``
-- ``deliver(url, title, body, severity, attempts=3, backoff=0.5) -> Delivery``
+- ``deliver(url, title, body, severity, attempts=3, backoff=0.5, deadline=...) -> Delivery``
+- ``channel_hanging(url) -> bool``
 - ``redact(text, secrets) -> str``; ``url_secrets(url) -> list[str]``
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import apprise
 from pydantic import SecretStr
 
-__all__ = ["Delivery", "channel_label", "deliver", "redact", "url_secrets"]
+__all__ = [
+    "DELIVERY_DEADLINE_SECONDS",
+    "Delivery",
+    "channel_hanging",
+    "channel_label",
+    "deliver",
+    "redact",
+    "url_secrets",
+]
 
 log = logging.getLogger("runway_costs.analytics.notify")
 
@@ -40,6 +55,8 @@ _TYPES = {
     "resolved": apprise.NotifyType.SUCCESS,
 }
 MAX_ERROR_CHARS = 300
+DELIVERY_DEADLINE_SECONDS = 15.0  # one notice to one channel, every attempt included
+_POLL_SECONDS = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +64,7 @@ class Delivery:
     ok: bool
     attempts: int
     error: str | None  # redacted; never contains the URL or its parts
+    hanging: bool = False  # the channel did not answer within the deadline (or still hangs)
 
 
 def channel_label(url: SecretStr, index: int) -> str:
@@ -84,12 +102,13 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-class _Capture(logging.Handler):
+class _Capture:
+    """The apprise records of one attempt (WARNING and above), as text."""
+
     def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
         self.messages: list[str] = []
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def add(self, record: logging.LogRecord) -> None:
         if record.levelno >= logging.WARNING:
             try:
                 self.messages.append(record.getMessage())
@@ -97,20 +116,82 @@ class _Capture(logging.Handler):
                 self.messages.append(record.msg if isinstance(record.msg, str) else "?")
 
 
-@contextmanager
-def _captured_apprise_logs() -> Iterator[_Capture]:
-    """Keep Apprise's records (which may quote the URL) out of every other handler."""
-    logger = logging.getLogger("apprise")
-    handler = _Capture()
-    saved = (logger.propagate, logger.handlers[:], logger.level)
-    logger.handlers = [handler]
-    logger.propagate = False
-    logger.setLevel(logging.WARNING)
-    try:
-        yield handler
-    finally:
-        logger.propagate, logger.handlers, _ = saved
-        logger.setLevel(saved[2])
+class _Router(logging.Handler):
+    """The only handler of the ``apprise`` logger (which propagates nowhere): a record
+    goes to the capture of the attempt thread that logged it, or is dropped. Installed for
+    good, not per send, because an attempt given up at its deadline may still log later."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.captures: dict[int, _Capture] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        capture = self.captures.get(record.thread or 0)
+        if capture is not None:
+            capture.add(record)
+
+
+_router = _Router()
+_router_lock = threading.Lock()
+_hanging: dict[str, threading.Thread] = {}  # channel digest -> attempt given up on
+
+
+def _install_router() -> None:
+    with _router_lock:
+        logger = logging.getLogger("apprise")
+        if logger.handlers != [_router]:
+            logger.handlers = [_router]
+        logger.propagate = False
+        logger.setLevel(logging.WARNING)
+
+
+def _digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def channel_hanging(url: SecretStr) -> bool:
+    """Whether an earlier delivery to this channel was given up at its deadline and its
+    attempt is still running."""
+    thread = _hanging.get(_digest(url.get_secret_value()))
+    return thread is not None and thread.is_alive()
+
+
+def _attempt(
+    raw: str, title: str, body: str, severity: str, wait: float
+) -> tuple[bool | None, list[str], threading.Thread]:
+    """One send in a daemon thread, waited for at most ``wait`` seconds.
+
+    (ok, apprise messages, thread); ok is None when the thread is still running."""
+    capture = _Capture()
+    outcome: list[bool] = []
+
+    def send() -> None:
+        _router.captures[threading.get_ident()] = capture
+        try:
+            # service_timeout=0: Apprise sends in this (daemon) thread instead of its own
+            # worker pool, whose threads the interpreter waits for at exit; the deadline
+            # is ours (``deliver``).
+            app = apprise.Apprise(asset=apprise.AppriseAsset(service_timeout=0))
+            if not app.add(raw):
+                capture.messages.append("Apprise does not accept this URL")
+                outcome.append(False)
+                return
+            notify_type = _TYPES.get(severity, _TYPES["info"])
+            outcome.append(bool(app.notify(title=title, body=body, notify_type=notify_type)))
+        except Exception as exc:  # any plugin failure is a failed attempt
+            capture.messages.append(f"{type(exc).__name__}: {exc}")
+            outcome.append(False)
+        finally:
+            _router.captures.pop(threading.get_ident(), None)
+
+    thread = threading.Thread(target=send, name="runway-costs-deliver", daemon=True)
+    thread.start()
+    end = time.monotonic() + wait
+    while thread.is_alive() and time.monotonic() < end:  # polled: no timed wait to trust
+        time.sleep(_POLL_SECONDS)
+    if thread.is_alive():
+        return None, capture.messages, thread
+    return (outcome[0] if outcome else False), capture.messages, thread
 
 
 def deliver(
@@ -120,31 +201,43 @@ def deliver(
     severity: str,
     attempts: int = 3,
     backoff: float = 0.5,
+    deadline: float = DELIVERY_DEADLINE_SECONDS,
 ) -> Delivery:
-    """Send one notice to one channel; retry; never raise; never reveal the URL."""
+    """Send one notice to one channel; retry; stop at ``deadline`` seconds whatever the
+    channel does; never raise; never reveal the URL."""
     raw = url.get_secret_value()
     secrets = url_secrets(raw)
+    if channel_hanging(url):
+        return Delivery(
+            False,
+            0,
+            "not sent: an earlier notice to this channel is still waiting for its answer",
+            hanging=True,
+        )
+    if not apprise.Apprise().add(raw):
+        return Delivery(False, 1, "Apprise does not accept this URL")
+    _install_router()
+    end = time.monotonic() + deadline
     error: str | None = None
     for attempt in range(1, attempts + 1):
-        with _captured_apprise_logs() as captured:
-            try:
-                app = apprise.Apprise()
-                if not app.add(raw):
-                    return Delivery(False, attempt, "Apprise does not accept this URL")
-                ok = bool(
-                    app.notify(
-                        title=title, body=body, notify_type=_TYPES.get(severity, _TYPES["info"])
-                    )
-                )
-            except Exception as exc:  # any plugin failure is a failed attempt
-                ok = False
-                captured.messages.append(f"{type(exc).__name__}: {exc}")
+        ok, messages, thread = _attempt(raw, title, body, severity, end - time.monotonic())
+        if ok is None:
+            _hanging[_digest(raw)] = thread
+            return Delivery(
+                False,
+                attempt,
+                f"no answer within the {deadline:g} s delivery deadline; gave up",
+                hanging=True,
+            )
         if ok:
             return Delivery(True, attempt, None)
-        detail = "; ".join(captured.messages[-2:]) or "the channel did not accept the notice"
+        detail = "; ".join(messages[-2:]) or "the channel did not accept the notice"
         error = redact(detail, secrets)[:MAX_ERROR_CHARS]
         if attempt < attempts:
-            time.sleep(backoff * 2 ** (attempt - 1))
+            pause = backoff * 2 ** (attempt - 1)
+            if time.monotonic() + pause >= end:
+                return Delivery(False, attempt, error)
+            time.sleep(pause)
     return Delivery(False, attempts, error)
 
 

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 
 import pytest
 from pydantic import SecretStr
 
-from runway_costs.analytics.notify import channel_label, deliver, redact, url_secrets
+from runway_costs.analytics.notify import (
+    Delivery,
+    channel_hanging,
+    channel_label,
+    deliver,
+    redact,
+    url_secrets,
+)
 from tests.analytics.receivers import smtp_server, webhook
+from tests.collector.trickle import trickling_server
 
 pytestmark = pytest.mark.integration
 
@@ -60,3 +69,30 @@ def test_labels_and_redaction():
     assert deliver(SecretStr("nosuch://x"), "t", "b", "info").error == (
         "Apprise does not accept this URL"
     )
+
+
+def test_a_trickling_webhook_is_given_up_at_the_delivery_deadline(caplog):
+    """User report: a webhook answering 200 then one byte every few seconds hung the
+    alerts for minutes. The delivery ends at its deadline, and while that attempt still
+    hangs the channel is not tried again (no pile of stuck threads)."""
+    # (INFO: at DEBUG, urllib3 itself logs request lines, as it always has)
+    with trickling_server(interval=0.5) as hook, caplog.at_level(logging.INFO):
+        url = SecretStr(hook.webhook_url)
+        began = time.monotonic()
+        result = deliver(url, "t", "b", "critical", attempts=3, backoff=0.01, deadline=1.5)
+        elapsed = time.monotonic() - began
+        assert channel_hanging(url)
+        again = deliver(url, "t", "b", "critical", deadline=1.5)
+        requests = list(hook.requests)
+    assert result == Delivery(
+        False, 1, "no answer within the 1.5 s delivery deadline; gave up", hanging=True
+    )
+    assert 1.4 <= elapsed < 3, elapsed
+    assert again == Delivery(
+        False,
+        0,
+        "not sent: an earlier notice to this channel is still waiting for its answer",
+        hanging=True,
+    )
+    assert requests == ["POST /hook/TOKEN_SECRET_CANARY"]
+    assert "SECRET_CANARY" not in caplog.text

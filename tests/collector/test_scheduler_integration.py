@@ -19,6 +19,8 @@ from runway_costs.collector.scheduler import run_scheduler
 from runway_costs.core.clock import NOW_ENV, fixed_clock, parse_instant
 from runway_costs.sandbox.server import SandboxServer
 from tests.collector.support import REPO, cli, consistency_problems, settings_for, write_config
+from tests.collector.trickle import trickling_server
+from tests.conftest import SANDBOX_NOW
 
 pytestmark = pytest.mark.integration
 
@@ -134,3 +136,51 @@ def test_after_cycle_errors_are_swallowed_and_lock_refuses_second(tmp_path):
             stop.set()
     assert not thread.is_alive()
     assert calls == ["indie", "indie", "indie"]  # kept running after each hook error
+
+
+def _runs(db: Path, kind: str) -> int:
+    return _kinds(db).get(kind, 0)
+
+
+def test_schedule_keeps_collecting_while_a_delivery_hangs_and_stops_on_sigterm(tmp_path):
+    """User report: a webhook that answers 200 and then trickles its body stopped the
+    collections, and SIGTERM no longer stopped `schedule`."""
+    with SandboxServer(seed=7, now=SANDBOX_NOW) as sb, trickling_server(interval=0.5) as hook:
+        db = tmp_path / "runway.duckdb"
+        cfg = tmp_path / "orgs.toml"
+        env = write_config(cfg, sb)  # all three orgs: the sandbox fires alerts at this instant
+        with cfg.open("a", encoding="utf-8") as f:
+            f.write(f'\n[alerts]\nurls = ["{hook.webhook_url}"]\n')
+        exe = Path(sys.executable).with_name("runway-costs")
+        proc = subprocess.Popen(
+            [str(exe), "schedule", "--config", str(cfg), "--db", str(db)]
+            + ["--snapshot-minutes", "0.02", "--usage-minutes", "0.05"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, **env, "COLUMNS": "200", NOW_ENV: SANDBOX_NOW},
+        )
+        try:
+            assert hook.first_request.wait(60), "no alert was ever delivered"
+            hanging = _runs(db, "snapshot")
+            # every 1.2 s a snapshot job (3 orgs): two more jobs while the delivery hangs
+            _wait_for(lambda: _runs(db, "snapshot") >= hanging + 6, "snapshots", limit=20)
+            assert proc.poll() is None
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
+            try:
+                out, err = proc.communicate(timeout=30)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+        stopped_in = time.monotonic() - sent
+    assert proc.returncode == 0, err[-2000:]
+    assert stopped_in < 5, f"took {stopped_in:.1f} s to stop after SIGTERM"
+    assert "received SIGTERM: stopping" in err and "scheduler stopped" in err
+    assert "TOKEN_SECRET_CANARY" not in out + err
+    assert hook.requests[0] == "POST /hook/TOKEN_SECRET_CANARY"
+    with closing(connect_reader(db)) as con:
+        assert consistency_problems(con) == []
