@@ -5,6 +5,12 @@ cycle, so they never take DuckDB's lock on the live file (the writer is never bl
 and every read sees one whole committed cycle. Before the first publish they fall back
 to the live file read-only, retrying while a writer holds it.
 
+A file that cannot serve (not a DuckDB file, a directory, empty, truncated or damaged, a
+DuckDB file without the collector's tables) raises ``BadDatabaseError`` naming the file
+and what is wrong. A damaged snapshot beside a healthy live file is not fatal: the reader
+falls back to the live file (read-only) and tells ``on_fallback`` why; the writer's next
+publish replaces the snapshot.
+
 Close the connection when done (``with connect_reader(db) as con: ...``): DuckDB caches
 open databases per path inside a process, so a connection kept open keeps serving the
 snapshot it opened, not the newest one.
@@ -12,7 +18,11 @@ snapshot it opened, not the newest one.
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -21,6 +31,11 @@ from runway_costs.core.files import snapshot_path
 
 LIVE_RETRIES = 20
 LIVE_RETRY_SECONDS = 0.25
+
+# The collector's own tables (collector/schema.sql); a reader needs all of them.
+COLLECTOR_TABLES = ("org_snapshots", "model_snapshots", "daily_usage", "collection_runs")
+
+log = logging.getLogger(__name__)
 
 
 class NoDataError(Exception):
@@ -31,29 +46,167 @@ class DatabaseBusyError(NoDataError):
     """No snapshot yet and the writer still holds the live file (first cycle running)."""
 
 
+class BadDatabaseError(NoDataError):
+    """The file cannot be read as a runway-costs database; the message names it and why.
+
+    A NoDataError, so every caller that explains "no data" (exit 2, the dashboard's
+    notice) also explains this, without a traceback.
+    """
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"database {path} cannot be read: {problem}")
+        self.path = path
+        self.problem = problem
+
+
 def _is_lock_error(exc: duckdb.Error) -> bool:
     text = str(exc).lower()
     return "lock" in text or "different configuration" in text
 
 
-def connect_reader(db_path: Path | str) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the newest published snapshot of ``db_path``."""
+def describe_error(exc: BaseException) -> str:
+    """What a DuckDB or OS failure to read a file means, in words (one line)."""
+    text = " ".join(str(exc).split())
+    low = text.lower()
+    if isinstance(exc, IsADirectoryError) or "is a directory" in low:
+        return "it is a directory, not a database file"
+    if "not a valid duckdb database file" in low:
+        return "it is not a DuckDB database file"
+    if "could not read enough bytes" in low or "truncated" in low:
+        return f"it is truncated or damaged ({text})"
+    if isinstance(exc, PermissionError) or "permission denied" in low:
+        return "permission denied"
+    return f"it is damaged or unreadable ({text})"
+
+
+def _precheck(path: Path) -> None:
+    """Problems visible without opening the file: a directory, an empty file."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise BadDatabaseError(path, describe_error(exc)) from None
+    if path.is_dir():
+        raise BadDatabaseError(path, "it is a directory, not a database file")
+    if st.st_size == 0:
+        raise BadDatabaseError(path, "it is empty (0 bytes), not a database file")
+
+
+def table_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The base tables of the open database's main schema, sorted."""
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() "
+        "WHERE database_name = current_database() AND schema_name = 'main' "
+        "ORDER BY table_name"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+# (path, device, inode, size, mtime_ns) of files already read whole in this process: a
+# published snapshot is replaced by rename, never rewritten, so its version is checked once.
+_verified: set[tuple[str, int, int, int, int]] = set()
+_verified_lock = threading.Lock()
+
+
+def _version(path: Path) -> tuple[str, int, int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _verify(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """The collector's tables are there, and every stored block of them can be read."""
+    names = table_names(con)
+    missing = [t for t in COLLECTOR_TABLES if t not in names]
+    if missing and not any(t in names for t in COLLECTOR_TABLES):
+        if names:
+            shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+            raise BadDatabaseError(
+                path,
+                f"it is a DuckDB file of something else (tables: {shown}), not a "
+                "runway-costs database; point --db at another file",
+            )
+        raise NoDataError(f"no data yet: run `runway-costs collect` ({path} holds no tables)")
+    if missing:
+        raise BadDatabaseError(path, f"the collector's table(s) {', '.join(missing)} are missing")
+    version = _version(path)
+    with _verified_lock:
+        if version is not None and version in _verified:
+            return
+    for name in names:  # reading every column of every table touches every data block
+        con.execute(f'SELECT bit_xor(hash(COLUMNS(*))) FROM "{name}"').fetchall()
+    if version is not None:
+        with _verified_lock:
+            _verified.add(version)
+
+
+def _open_checked(path: Path) -> duckdb.DuckDBPyConnection:
+    """``path`` read-only and verified; a lock conflict is re-raised as the duckdb.Error."""
+    _precheck(path)
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        if _is_lock_error(exc):
+            raise
+        raise BadDatabaseError(path, describe_error(exc)) from None
+    except OSError as exc:
+        raise BadDatabaseError(path, describe_error(exc)) from None
+    try:
+        _verify(con, path)
+    except NoDataError:
+        con.close()
+        raise
+    except (duckdb.Error, OSError) as exc:
+        con.close()
+        raise BadDatabaseError(path, describe_error(exc)) from None
+    return con
+
+
+def connect_reader(
+    db_path: Path | str, on_fallback: Callable[[str], None] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the newest published snapshot of ``db_path``.
+
+    ``on_fallback`` hears (one line) when a damaged snapshot is skipped for the live file.
+    """
     db_path = Path(db_path)
     snap = snapshot_path(db_path)
-    if snap.exists():  # replaced only by atomic rename, never removed: safe to open
-        return duckdb.connect(str(snap), read_only=True)
+    if os.path.lexists(snap):  # replaced only by atomic rename, never removed: safe to open
+        try:
+            return _open_checked(snap)
+        except BadDatabaseError as exc:
+            if not db_path.exists():
+                raise
+            note = (
+                f"the snapshot {snap} cannot be read: {exc.problem}. Reading the live "
+                f"database {db_path} instead (read-only) until the next collection "
+                "replaces the snapshot"
+            )
+            if on_fallback is None:
+                log.warning("%s", note)
+            else:
+                on_fallback(note)
+            return _open_live(db_path, snap, check_snapshot=False)
     if not db_path.exists():
         raise NoDataError(f"no data yet: run `runway-costs collect` (no database at {db_path})")
+    return _open_live(db_path, snap, check_snapshot=True)
+
+
+def _open_live(db_path: Path, snap: Path, *, check_snapshot: bool) -> duckdb.DuckDBPyConnection:
+    """The live file read-only, retrying while the writer holds it."""
     last: duckdb.Error | None = None
     for attempt in range(LIVE_RETRIES):
         try:
-            return duckdb.connect(str(db_path), read_only=True)
-        except duckdb.Error as exc:
-            if not _is_lock_error(exc):
-                raise
+            return _open_checked(db_path)
+        except BadDatabaseError:
+            raise
+        except duckdb.Error as exc:  # only lock conflicts get here
             last = exc
-        if snap.exists():  # the writer published while we waited
-            return duckdb.connect(str(snap), read_only=True)
+        if check_snapshot and snap.exists():  # the writer published while we waited
+            return _open_checked(snap)
         time.sleep(LIVE_RETRY_SECONDS * min(attempt + 1, 4))
     raise DatabaseBusyError(
         f"no data yet: the first collection into {db_path} is still running, try again shortly"

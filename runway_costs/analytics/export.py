@@ -3,12 +3,15 @@
 Public API:
     usage_export(con, org=None, start=None, end=None) -> pl.DataFrame
     render(frame, fmt) -> str                     (csv / json text for stdout)
-    write_atomic(frame, fmt, path) -> None        (csv / json / parquet file)
+    write_atomic(frame, fmt, path) -> Path        (csv / json / parquet file)
+    export_target(path) -> Path                   (the regular file to replace)
 """
 
 from __future__ import annotations
 
 import os
+import stat
+import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -47,18 +50,52 @@ def render(frame: pl.DataFrame, fmt: Format) -> str:
     raise ValueError(f"format {fmt} cannot be written as text; give an output file")
 
 
-def write_atomic(frame: pl.DataFrame, fmt: Format, path: Path) -> None:
-    """Write to a temp file beside ``path`` and rename it: never a half-written export."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+class ExportTargetError(Exception):
+    """The output path cannot receive an export; the message says why."""
+
+
+def export_target(path: Path) -> Path:
+    """The regular file an export replaces: ``path``, or the file a symlink there points
+    to. Devices, pipes, sockets and directories are refused, never replaced."""
+    real = Path(os.path.realpath(path))
     try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        if not real.parent.is_dir():
+            raise ExportTargetError(f"folder {real.parent} does not exist") from None
+        return real
+    if stat.S_ISDIR(st.st_mode):
+        raise ExportTargetError("it is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise ExportTargetError(
+            "it is not a regular file (a device, pipe or socket); exports only create or "
+            "replace regular files"
+        )
+    return real
+
+
+def write_atomic(frame: pl.DataFrame, fmt: Format, path: Path) -> Path:
+    """Write to a temp file beside the target and rename it: never a half-written export,
+    never a device or pipe replaced (ExportTargetError). A replaced file keeps its
+    permissions; a new one is owner-only. Returns the file written."""
+    target = export_target(Path(path))
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = 0o600
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = Path(name)
+    try:
+        os.fchmod(fd, mode)
+        os.close(fd)
         if fmt == "parquet":
             frame.write_parquet(tmp)
         else:
             tmp.write_text(render(frame, fmt), encoding="utf-8")
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return target

@@ -7,6 +7,7 @@ import logging
 from datetime import datetime
 from typing import Annotated
 
+import duckdb
 import polars as pl
 import typer
 from rich.table import Table
@@ -28,7 +29,10 @@ from runway_costs.cli.common import (
     parse_as_of,
     read_db,
     settings_from,
+    warn,
 )
+from runway_costs.cli.text import safe
+from runway_costs.collector.locks import LockError
 
 # keyed by str: Alert.severity is a plain string, which a StrEnum member equals
 _STYLE: dict[str, str] = {
@@ -45,8 +49,15 @@ def _alerts_table(alerts: list[Alert], title: str) -> Table:
     for a in alerts:
         rule = f"{a.rule} ({a.target})" if a.target else a.rule
         sev = f"[{_STYLE.get(a.severity, '')}]{a.severity}[/]"
-        table.add_row(a.org, rule, sev, a.status, a.message)
+        table.add_row(safe(a.org), safe(rule), sev, safe(a.status), safe(a.message))
     return table
+
+
+class _WarnLine(logging.Handler):
+    """A warning logged by the reader, printed as ``warning: ...`` on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        warn(record.getMessage())
 
 
 def check(
@@ -67,10 +78,19 @@ def check(
     at = parse_as_of(as_of)
     # Failed deliveries are reported below; keep the library's log lines off the terminal.
     logging.getLogger("runway_costs.analytics.alerts").addHandler(logging.NullHandler())
+    # A damaged snapshot read past: the same warning line as every other reader prints.
+    db_log = logging.getLogger("runway_costs.analytics.db")
+    if not any(isinstance(h, _WarnLine) for h in db_log.handlers):
+        db_log.addHandler(_WarnLine())
+        db_log.propagate = False
     try:
         result = check_alerts(settings, at, dry_run=dry_run)
     except NoDataError as exc:
         raise fail(str(exc)) from None
+    except LockError as exc:
+        raise fail(str(exc), EXIT_PARTIAL) from None
+    except (duckdb.Error, OSError) as exc:  # the live file cannot take the alert state
+        raise fail(f"cannot use database {settings.db_path}: {exc}") from None
     shown = result.visible()
     if as_json:
         typer.echo(json.dumps([a.to_json() for a in shown], indent=2))
@@ -82,8 +102,8 @@ def check(
     for title, channel, delivery in result.deliveries:
         if not delivery.ok:
             err_console.print(
-                f"delivery of {title!r} to {channel} failed after {delivery.attempts} "
-                f"attempts: {delivery.error}",
+                f"delivery of {safe(repr(title))} to {safe(channel)} failed after "
+                f"{delivery.attempts} attempts: {safe(delivery.error)}",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -114,7 +134,11 @@ def open_cmd(as_json: JsonOption = False, db: DbOption = None, config: ConfigOpt
     for r in frame.iter_rows(named=True):
         rule = f"{r['rule']} ({r['target']})" if r["target"] else r["rule"]
         table.add_row(
-            r["org"], rule, r["severity"], f"{r['first_fired_at']:%Y-%m-%d %H:%M}", r["message"]
+            safe(r["org"]),
+            safe(rule),
+            safe(r["severity"]),
+            f"{r['first_fired_at']:%Y-%m-%d %H:%M}",
+            safe(r["message"]),
         )
     console.print(table if frame.height else "no open alerts")
 
@@ -139,12 +163,12 @@ def history(
     for r in frame.iter_rows(named=True):
         table.add_row(
             f"{r['event_at']:%Y-%m-%d %H:%M}",
-            r["org"],
-            r["rule"],
-            r["status"],
-            r["severity"],
+            safe(r["org"]),
+            safe(r["rule"]),
+            safe(r["status"]),
+            safe(r["severity"]),
             f"{r['delivered']}/{r['delivered'] + r['undelivered']}",
-            r["message"],
+            safe(r["message"]),
         )
     console.print(table if frame.height else "no alerts announced yet")
 

@@ -28,6 +28,7 @@ from runway_costs.cli.common import (
     handle_errors,
     settings_from,
 )
+from runway_costs.cli.text import SafeLogFilter, safe, warnings_to_stderr
 from runway_costs.collector.cycle import (
     CycleResult,
     Kind,
@@ -37,6 +38,7 @@ from runway_costs.collector.cycle import (
 )
 from runway_costs.collector.locks import LockError, SchedulerAlreadyRunning
 from runway_costs.collector.scheduler import run_scheduler
+from runway_costs.collector.store import adopt_database
 from runway_costs.core.clock import Clock
 from runway_costs.core.config import CollectionConfig, Settings
 
@@ -75,12 +77,12 @@ def result_table(result: CycleResult) -> Table:
     for r in result.orgs:
         status = "[green]ok[/]" if r.status == "ok" else "[red]failed[/]"
         table.add_row(
-            r.org,
+            safe(r.org),  # names and API error text are outside text (cli.text)
             status,
             str(r.rows_changed),
             str(r.http_calls),
             str(r.retries),
-            r.error or "",
+            safe(r.error or ""),
         )
     return table
 
@@ -107,6 +109,7 @@ def collect_once(
 def configure_logging() -> None:
     """Warnings (retries, failures) and scheduler events to stderr, no secrets in them."""
     handler = RichHandler(console=err_console, show_path=False, markup=False)
+    handler.addFilter(SafeLogFilter())  # API text in log lines: no control characters
     logging.basicConfig(level=logging.INFO, handlers=[handler], format="%(message)s", force=True)
     for noisy in ("httpx", "httpcore", "apscheduler", "uvicorn", "uvicorn.error"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -120,6 +123,14 @@ def collect(
         int | None,
         typer.Option("--refresh-days", help="Days to re-read each cycle (default 3)"),
     ] = None,
+    adopt: Annotated[
+        bool,
+        typer.Option(
+            "--adopt",
+            help="Add the collector's tables to a DuckDB file that already holds other "
+            "tables (refused otherwise)",
+        ),
+    ] = False,
 ) -> None:
     """Collect every configured organization once (backfills 90 days the first time).
 
@@ -127,7 +138,10 @@ def collect(
     """
     settings = settings_from(config, db, require_orgs=True)
     settings = with_collection(settings, refresh_days=refresh_days)
+    warnings_to_stderr()
     try:
+        if adopt:
+            adopt_database(settings.db_path)
         result = collect_once(settings, console, cli_clock())
     except LockError as exc:
         raise fail(str(exc), EXIT_PARTIAL) from None

@@ -13,9 +13,9 @@ from typing import Annotated, ParamSpec, TypeVar
 import duckdb
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from runway_costs.analytics.db import NoDataError, connect_reader
+from runway_costs.analytics.db import NoDataError, connect_reader, describe_error
+from runway_costs.cli.text import safe
 from runway_costs.core.clock import Clock, ClockError, clock_from_env, parse_instant
 from runway_costs.core.config import (
     DEFAULT_DB,
@@ -63,7 +63,7 @@ R = TypeVar("R")
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print a one-line error to stderr and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {safe(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -115,14 +115,27 @@ def parse_as_of(value: str | None) -> datetime:
         raise fail(str(exc)) from None
 
 
+# Failures of a file that opened but cannot be read through (a truncated block, say).
+UNREADABLE = (duckdb.IOException, duckdb.SerializationException, duckdb.InternalException)
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr (outside text escaped)."""
+    err_console.print(f"[yellow]warning:[/] {safe(message)}", highlight=False, soft_wrap=True)
+
+
 @contextmanager
 def read_db(db_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection, closed after; "nothing collected yet" is exit 2."""
+    """A read-only connection, closed after. "Nothing collected yet" and a file that is
+    not a readable runway-costs database are one line and exit 2; a damaged snapshot read
+    past (the live file instead) is a warning line on stderr."""
     try:
-        with closing(connect_reader(db_path)) as con:
+        with closing(connect_reader(db_path, on_fallback=warn)) as con:
             yield con
     except NoDataError as exc:
         raise fail(str(exc)) from None
+    except UNREADABLE as exc:
+        raise fail(f"database {db_path} cannot be read: {describe_error(exc)}") from None
 
 
 def db_problem(db_path: Path, exc: Exception) -> typer.Exit:

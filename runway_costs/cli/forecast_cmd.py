@@ -25,6 +25,7 @@ from runway_costs.cli.common import (
     read_db,
     settings_from,
 )
+from runway_costs.cli.text import safe
 
 
 def pick_orgs(con: duckdb.DuckDBPyConnection, configured: list[str], org: str | None) -> list[str]:
@@ -60,7 +61,7 @@ def forecast_table(results: list[OrgForecast], at: datetime, usd: float, width: 
         r.org: [
             _n(r.balance_credits),
             _n(r.cap_credits),
-            r.purchases_text,  # the window it covers, never a bare 0 (analytics.purchases)
+            safe(r.purchases_text),  # the window it covers, never a bare 0 (analytics.purchases)
             _n(r.spend_mtd_credits),
             _n(r.month_end.mid),
             f"{r.month_end.low:,}-{r.month_end.high:,}",
@@ -77,11 +78,11 @@ def forecast_table(results: list[OrgForecast], at: datetime, usd: float, width: 
         for col in header:
             table.add_column(col, justify="right", no_wrap=True)
         for org, values in rows.items():
-            table.add_row(org, *values)
+            table.add_row(safe(org), *values)
         return table
     table.add_column("", no_wrap=True)  # row labels never shrink away
     for org in rows:
-        table.add_column(org, justify="right", ratio=1)
+        table.add_column(safe(org), justify="right", ratio=1)
     for i, label in enumerate(header):
         table.add_row(label, *(values[i] for values in rows.values()))
     return table
@@ -142,7 +143,7 @@ def backtest_cmd(
         table.add_column(col, justify="left" if col in ("org", "month") else "right")
     for r in result.rows.iter_rows(named=True):
         table.add_row(
-            r["org"],
+            safe(r["org"]),
             f"{r['month']:%Y-%m}",
             str(r["origin_day"]),
             f"{r['actual']:,}",

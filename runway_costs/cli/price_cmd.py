@@ -45,6 +45,7 @@ from runway_costs.cli.common import (
     read_db,
     settings_from,
 )
+from runway_costs.cli.text import plain, safe
 
 MAX_SHOWN_ROWS = 200
 
@@ -108,12 +109,12 @@ def price(
         planned = read_plan(plan, table)
     except PlanError as exc:
         err_console.print(
-            f"[bold red]error:[/] {exc.source}: {exc.total} problem(s), nothing priced",
+            f"[bold red]error:[/] {safe(exc.source)}: {exc.total} problem(s), nothing priced",
             highlight=False,
             soft_wrap=True,
         )
         for line in exc.lines():
-            err_console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+            err_console.print(f"  {plain(line)}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
 
     priced = price_plan(planned, table, price_date)
@@ -316,7 +317,7 @@ def _totals_table(title: str, key: str, frame: pl.DataFrame) -> Table:
         t.add_column(name, justify=justify)
     for r in frame.iter_rows(named=True):
         t.add_row(
-            str(r[key]),
+            safe(r[key]),
             str(r["rows"]),
             f"{r['count']:,}",
             _range(r["credits_min"], r["credits_max"]),
@@ -327,7 +328,8 @@ def _totals_table(title: str, key: str, frame: pl.DataFrame) -> Table:
 
 def _show(report: PriceReport) -> None:
     rows = Table(
-        title=f"{report.plan} priced on {report.on} (rates: {report.table.source.name})",
+        title=f"{safe(report.plan)} priced on {report.on} "
+        f"(rates: {safe(report.table.source.name)})",
         title_justify="left",
     )
     columns: tuple[tuple[str, JustifyMethod], ...] = (
@@ -347,10 +349,10 @@ def _show(report: PriceReport) -> None:
         )
         rows.add_row(
             str(r["line"] or r["row"]),
-            r["label"] or "",
-            r["model"],
+            safe(r["label"] or ""),
+            safe(r["model"]),
             f"{r['count']:,}",
-            _job(r),
+            safe(_job(r)),
             credits,
             _range(r["usd_min"], r["usd_max"], usd=True),
         )
@@ -371,7 +373,8 @@ def _show(report: PriceReport) -> None:
     )
     for r in report.summary.unpriced_rows.iter_rows(named=True):
         console.print(
-            f"[yellow]unpriced:[/] line {r['line'] or r['row']} {r['model']}: {r['note']}",
+            f"[yellow]unpriced:[/] line {r['line'] or r['row']} {safe(r['model'])}: "
+            f"{safe(r['note'])}",
             highlight=False,
         )
     if report.best is not None:
@@ -404,7 +407,7 @@ def _show_compare(best: pl.DataFrame) -> None:
         if r["alt_model"] is None:
             alt, its, saving = "none can do this job", "-", "-"
         else:
-            alt = r["alt_model"]
+            alt = safe(r["alt_model"])
             its = _range(r["alt_credits_min"], r["alt_credits_max"])
             saving = (
                 f"{r['saving_credits']:,} (${r['saving_usd']:,.2f})"
@@ -413,7 +416,7 @@ def _show_compare(best: pl.DataFrame) -> None:
             )
         t.add_row(
             str(r["line"] or r["row"]),
-            r["model"],
+            safe(r["model"]),
             _range(r["credits_min"], r["credits_max"]),
             alt,
             its,
@@ -423,7 +426,7 @@ def _show_compare(best: pl.DataFrame) -> None:
 
 
 def _show_feasibility(feas: Feasibility) -> None:
-    t = Table(title=f"Feasibility against {feas.source}", title_justify="left")
+    t = Table(title=f"Feasibility against {safe(feas.source)}", title_justify="left")
     for name in (
         "model",
         "generations",
@@ -436,10 +439,12 @@ def _show_feasibility(feas: Feasibility) -> None:
         t.add_column(name, justify="left" if name == "model" else "right")
     for r in feas.models.iter_rows(named=True):
         if r["note"]:
-            t.add_row(r["model"], f"{r['generations']:,}", "-", "-", "-", "-", r["note"])
+            t.add_row(
+                safe(r["model"]), f"{r['generations']:,}", "-", "-", "-", "-", safe(r["note"])
+            )
             continue
         t.add_row(
-            r["model"],
+            safe(r["model"]),
             f"{r['generations']:,}",
             f"{r['used_today']:,}",
             _range(r["daily_limit_min"], r["daily_limit_max"]),
@@ -459,7 +464,7 @@ def _show_feasibility(feas: Feasibility) -> None:
             highlight=False,
         )
     bought = (
-        f"{feas.purchased_30d:,} bought {feas.window.text}, "
+        f"{feas.purchased_30d:,} bought {safe(feas.window.text)}, "
         if feas.purchased_30d is not None and feas.window is not None
         else ""
     )
@@ -474,4 +479,4 @@ def _show_feasibility(feas: Feasibility) -> None:
         highlight=False,
     )
     for note in feas.notes:
-        console.print(f"[dim]note: {note}[/]", highlight=False)
+        console.print(f"[dim]note: {safe(note)}[/]", highlight=False)

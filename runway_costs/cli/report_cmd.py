@@ -17,7 +17,13 @@ from rich.console import Console
 from rich.table import Table
 
 from runway_costs.analytics.db import connect_reader
-from runway_costs.analytics.export import render, usage_export, write_atomic
+from runway_costs.analytics.export import (
+    ExportTargetError,
+    export_target,
+    render,
+    usage_export,
+    write_atomic,
+)
 from runway_costs.analytics.orgs import orgs_collected
 from runway_costs.analytics.status import model_status, org_status
 from runway_costs.cli.common import (
@@ -33,6 +39,7 @@ from runway_costs.cli.common import (
     read_db,
     settings_from,
 )
+from runway_costs.cli.text import safe
 
 
 class ExportFormat(StrEnum):
@@ -82,7 +89,7 @@ def print_status(doc: dict, out: Console) -> None:
         cap = _fmt_int(org["max_monthly_credit_spend"])
         cap_usd = "-" if org["cap_usd"] is None else f"${org['cap_usd']:,.2f}"
         out.print(
-            f"[bold]{org['org']}[/]  balance {balance} credits ({usd})  "
+            f"[bold]{safe(org['org'])}[/]  balance {balance} credits ({usd})  "
             f"monthly cap {cap} credits ({cap_usd})  "
             f"last collected {_fmt_time(org['last_success_at'])}",
             highlight=False,
@@ -97,7 +104,7 @@ def print_status(doc: dict, out: Console) -> None:
         else:
             out.print("  usage held: none yet", highlight=False)
         if org["last_status"] == "failed":
-            out.print(f"  [red]last run failed:[/] {org['last_error']}", highlight=False)
+            out.print(f"  [red]last run failed:[/] {safe(org['last_error'])}", highlight=False)
         table = Table(show_edge=False, pad_edge=False)
         table.add_column("model")
         table.add_column("concurrent", justify="right")
@@ -105,7 +112,7 @@ def print_status(doc: dict, out: Console) -> None:
         table.add_column("generations (24h)", justify="right")
         for m in org["models"]:
             table.add_row(
-                m["model"],
+                safe(m["model"]),
                 _fmt_int(m["max_concurrent_generations"]),
                 _fmt_int(m["max_daily_generations"]),
                 _fmt_int(m["daily_generations"]),
@@ -156,7 +163,10 @@ def export_usage(
         ExportFormat.csv
     ),
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write here (atomically) not stdout")
+        str | None,
+        typer.Option(
+            "--output", "-o", help="Write this regular file (atomically) instead of stdout"
+        ),
     ] = None,
 ) -> None:
     """Daily net credits as org,date,model,credits sorted by org, date, model.
@@ -169,20 +179,33 @@ def export_usage(
         raise fail(f"--from {start} is after --to {end}")
     if fmt is ExportFormat.parquet and output is None:
         raise fail("--format parquet needs an output file (-o FILE)")
+    target = None if output is None else _output_file(output)
     settings = settings_from(config, db)
     with read_db(settings.db_path) as con:
         if org is not None and org not in (orgs := orgs_collected(con)):
             known = ", ".join(orgs) or "none"
             raise fail(f"unknown organization {org!r} (in the database: {known})")
         frame = usage_export(con, org, start, end)
-    if output is None:
+    if target is None:
         sys.stdout.write(render(frame, fmt.value))
         return
     try:
-        write_atomic(frame, fmt.value, output)
+        write_atomic(frame, fmt.value, target)
+    except ExportTargetError as exc:
+        raise fail(f"cannot write {output}: {exc}", EXIT_USAGE) from None
     except OSError as exc:
         raise fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_USAGE) from None
-    console.print(f"wrote {frame.height} rows to {output}", highlight=False)
+    console.print(f"wrote {frame.height} rows to {safe(output)}", highlight=False)
+
+
+def _output_file(output: str) -> Path:
+    """``-o``: a path that names a regular file (existing or new), checked before reading."""
+    if not output.strip():
+        raise fail("-o/--output: the path is empty")
+    try:
+        return export_target(Path(output))
+    except ExportTargetError as exc:
+        raise fail(f"cannot write {output}: {exc}") from None
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,9 +44,62 @@ def _holder_pid(fd: int) -> str:
     return text if text.isdigit() else "unknown"
 
 
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+
+_umask_lock = threading.Lock()
+_umask_depth = 0
+_umask_saved = 0
+
+
+@contextmanager
+def owner_only() -> Iterator[None]:
+    """Files created meanwhile (the database, DuckDB's WAL, the snapshot) are owner-only.
+
+    DuckDB creates its files itself, honouring only the process umask, so the umask gains
+    group and other bits for the duration. The umask is process-wide: nested and
+    concurrent holders share one change, undone when the last leaves.
+    """
+    global _umask_depth, _umask_saved
+    with _umask_lock:
+        if _umask_depth == 0:
+            _umask_saved = os.umask(0o077)
+            os.umask(_umask_saved | 0o077)
+        _umask_depth += 1
+    try:
+        yield
+    finally:
+        with _umask_lock:
+            _umask_depth -= 1
+            if _umask_depth == 0:
+                os.umask(_umask_saved)
+
+
+def make_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and missing parents as owner-only (0700); existing ones are
+    left as they are."""
+    missing = []
+    for d in (directory, *directory.parents):
+        if d.exists():
+            break
+        missing.append(d)
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:
+            continue
+        os.chmod(d, PRIVATE_DIR)  # whatever the umask
+
+
 def _open_lock_file(path: Path) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    make_private_dirs(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+    try:
+        if os.fstat(fd).st_uid == os.geteuid():
+            os.fchmod(fd, PRIVATE_FILE)  # also a lock file made by an older version
+    except OSError:
+        pass
+    return fd
 
 
 def _try_lock(fd: int) -> bool:

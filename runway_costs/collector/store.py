@@ -15,6 +15,14 @@ Public API:
     rebuild_model_daily(con) -> int                              (rows in model_daily)
     last_usage_dates(con) -> dict[str, date]
     publish_snapshot(db_path) -> Path
+    adopt_database(db_path) -> list[str]                     (the other tables kept)
+
+Files: the database, DuckDB's WAL, the snapshot and the lock files are created owner-only
+(0600), and directories this module creates 0700 (``locks.owner_only``).
+
+A DuckDB file that holds other tables and none of the collector's is refused
+(``ForeignDatabaseError``) rather than written into, unless adopted on purpose
+(``adopt_database``, ``runway-costs collect --adopt``).
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import resources
@@ -32,13 +40,32 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from runway_costs.collector.locks import write_lock
+from runway_costs.collector.locks import PRIVATE_FILE, make_private_dirs, owner_only, write_lock
 from runway_costs.collector.models import OrgSnapshot, UsageWindow
 from runway_costs.core.files import snapshot_path
 
 SCHEMA_VERSION = "1"
 LIVE_OPEN_WAIT_SECONDS = 30.0
 DATA_TABLES = ("org_snapshots", "model_snapshots", "model_daily", "daily_usage")
+# Any of these marks a database as the collector's own (schema.sql).
+OWN_TABLES = ("meta", "org_snapshots", "model_snapshots", "daily_usage", "collection_runs")
+
+
+class ForeignDatabaseError(duckdb.Error):
+    """The file is a DuckDB database of something else: the collector will not add its
+    tables to it unless asked (``adopt_database``). A duckdb.Error, so callers that report
+    an unusable database (exit 2) report this one too."""
+
+    def __init__(self, db_path: Path, tables: Sequence[str]) -> None:
+        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        super().__init__(
+            f"{db_path} is a DuckDB database of something else (tables: {shown}); "
+            "runway-costs adds its tables to such a file only when asked "
+            "(`runway-costs collect --adopt`); or point --db at another file"
+        )
+        self.db_path = db_path
+        self.tables = list(tables)
+
 
 # model_snapshots reduced per (org, UTC day, model): what model_daily holds. ``{where}``
 # picks the snapshot rows; a reduced day must be given all of its rows.
@@ -112,22 +139,82 @@ def rebuild_model_daily(con: duckdb.DuckDBPyConnection) -> int:
         con.execute("INSERT INTO model_daily " + MODEL_DAILY_SQL.format(where="TRUE"))
         con.commit()
     except BaseException:
-        con.rollback()
+        _rollback(con)
         raise
     return int(con.execute("SELECT count(*) FROM model_daily").fetchall()[0][0])
 
 
-def open_live(db_path: Path) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the live database read-write. Caller holds the lock."""
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back after a failure without hiding it: when the failure already ended the
+    transaction (a commit that hit a full disk, say), ROLLBACK itself fails ("no
+    transaction is active"), and that must not replace the error that says what happened."""
+    with suppress(duckdb.Error):
+        con.rollback()
+
+
+def _unregister(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """Drop registered frames; an aborted transaction refuses even that, and the error
+    that aborted it is the one to report."""
+    for name in names:
+        with suppress(duckdb.Error):
+            con.unregister(name)
+
+
+def foreign_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The tables of a database that is not the collector's (none of its own tables), or
+    [] when it is the collector's or empty."""
+    names = [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "ORDER BY schema_name, table_name"
+        ).fetchall()
+    ]
+    if any(t in OWN_TABLES for t in names):
+        return []
+    return names
+
+
+def open_live(db_path: Path, *, adopt: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the live database read-write. Caller holds the lock.
+
+    A new file is created owner-only (as are its WAL and directories). A DuckDB file of
+    something else raises ForeignDatabaseError unless ``adopt``.
+    """
     db_path = Path(db_path)
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    con = _connect_rw(db_path)
+    make_private_dirs(db_path.parent)
+    with owner_only():
+        con = _connect_rw(db_path)
     try:
-        ensure_schema(con)
+        others = foreign_tables(con)
+        if others and not adopt:
+            raise ForeignDatabaseError(db_path, others)
+        with owner_only():
+            ensure_schema(con)
     except BaseException:
         con.close()
         raise
     return con
+
+
+def adopt_database(db_path: Path, timeout: float = 60.0) -> list[str]:
+    """Add the collector's tables to a DuckDB file that holds other tables (its tables
+    are left as they are); returns those other tables ([] if there were none)."""
+    db_path = Path(db_path)
+    with write_lock(db_path, timeout), owner_only():
+        con = open_live(db_path, adopt=True)
+        try:
+            names = [
+                r[0]
+                for r in con.execute(
+                    "SELECT table_name FROM duckdb_tables() "
+                    "WHERE database_name = current_database() ORDER BY table_name"
+                ).fetchall()
+            ]
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+    return [n for n in names if n not in OWN_TABLES and n not in DATA_TABLES]
 
 
 def _connect_rw(db_path: Path) -> duckdb.DuckDBPyConnection:
@@ -149,7 +236,7 @@ def _connect_rw(db_path: Path) -> duckdb.DuckDBPyConnection:
 @contextmanager
 def locked_connection(db_path: Path, timeout: float = 60.0) -> Iterator[duckdb.DuckDBPyConnection]:
     """The live database under the write lock, without publishing (for planning reads)."""
-    with write_lock(Path(db_path), timeout):
+    with write_lock(Path(db_path), timeout), owner_only():
         con = open_live(db_path)
         try:
             yield con
@@ -168,14 +255,20 @@ def write_session(
     Not reentrant (the lock is per open file): do not nest sessions on one database.
     """
     db_path = Path(db_path)
-    with write_lock(db_path, timeout):
+    with write_lock(db_path, timeout), owner_only():  # the WAL appears while writing
         con = open_live(db_path)
         try:
             yield con
         except BaseException:
-            con.close()
+            with suppress(duckdb.Error):  # the caller's error is the one to report
+                con.close()
             raise
-        con.execute("CHECKPOINT")
+        try:
+            con.execute("CHECKPOINT")
+        except BaseException:
+            with suppress(duckdb.Error):
+                con.close()
+            raise
         con.close()
         if publish:
             publish_snapshot(db_path)
@@ -192,7 +285,9 @@ def publish_snapshot(db_path: Path) -> Path:
         stale.unlink(missing_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        with open(db_path, "rb") as src, open(tmp, "wb") as dst:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+        os.fchmod(fd, PRIVATE_FILE)  # owner-only whatever the umask or a leftover file
+        with open(db_path, "rb") as src, open(fd, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
             dst.flush()
             os.fsync(dst.fileno())
@@ -244,7 +339,7 @@ def write_org_result(
         _insert_run(con, run, status="ok", rows_changed=changed)
         con.commit()
     except BaseException:
-        con.rollback()
+        _rollback(con)
         raise
     return changed
 
@@ -256,7 +351,7 @@ def write_failed_run(con: duckdb.DuckDBPyConnection, run: RunRecord) -> None:
         _insert_run(con, run, status="failed", rows_changed=0)
         con.commit()
     except BaseException:
-        con.rollback()
+        _rollback(con)
         raise
 
 
@@ -322,7 +417,7 @@ def _write_snapshot(con: duckdb.DuckDBPyConnection, org: str, snap: OrgSnapshot)
             {"org": org, "taken_at": snap.taken_at},
         )
     finally:
-        con.unregister("_new_models")
+        _unregister(con, "_new_models")
     if model_rows:
         _refresh_model_daily(con, org, snap.taken_at)
     return int(inserted) + int(model_rows)
@@ -401,8 +496,7 @@ def _write_usage(
             {"org": org},
         )
     finally:
-        con.unregister("_new_usage")
-        con.unregister("_windows")
+        _unregister(con, "_new_usage", "_windows")
     return int(upserted) + int(deleted)
 
 
