@@ -31,9 +31,10 @@ auth.gate()
 try:
     get_settings()
 except ConfigError as exc:
-    st.error(f"The configuration cannot be used: {exc}")
+    st.error(f"The configuration cannot be used: {ui.md(exc)}")
     st.stop()
 
 page = st.navigation(PAGES)
 ui.sidebar_selection()
+ui.show_reader_note()
 page.run()

@@ -4,18 +4,103 @@
 also insists (it checks its bind address and the flag the serve layer sets), so the
 gate cannot be skipped by starting Streamlit another way. The comparison is constant
 time (hmac.compare_digest) and the password never appears in the page.
+
+Guessing is slowed down: after ``FREE_ATTEMPTS`` wrong passwords in a browser session,
+each further attempt must wait ``BASE_DELAY * 2**(n - FREE_ATTEMPTS)`` seconds after the
+last failure (at most ``MAX_DELAY``); an attempt made sooner is refused without checking
+the password. The same count is kept per client address when Streamlit knows it, so
+opening a new session does not reset it.
 """
 
 from __future__ import annotations
 
 import hmac
 import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import streamlit as st
 
 from runway_costs.dashboard.serve import AUTH_ENV, PASSWORD_ENV, SECRETS_KEY, is_local
 
 AUTH_OK_KEY = "_auth_ok"
+FAILURES_KEY = "_auth_failures"
+
+FREE_ATTEMPTS = 3
+BASE_DELAY = 1.0
+MAX_DELAY = 60.0
+_MAX_TRACKED = 10_000  # client addresses remembered at most
+
+
+def delay_after(failures: int) -> float:
+    """Seconds to wait after ``failures`` consecutive wrong passwords (0 at first)."""
+    if failures < FREE_ATTEMPTS:
+        return 0.0
+    return min(MAX_DELAY, BASE_DELAY * 2 ** (failures - FREE_ATTEMPTS))
+
+
+@dataclass
+class Failures:
+    """Consecutive wrong passwords and when the last one was entered (monotonic)."""
+
+    count: int = 0
+    last: float = 0.0
+
+    def wait(self, now: float) -> float:
+        """Seconds left before another attempt is checked."""
+        return max(0.0, self.last + delay_after(self.count) - now)
+
+    def failed(self, now: float) -> None:
+        self.count += 1
+        self.last = now
+
+
+@dataclass
+class Throttle:
+    """Failures per key (a client address), shared by the sessions of one server."""
+
+    clock: Callable[[], float] = time.monotonic
+    by_key: dict[str, Failures] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait(self, key: str | None) -> float:
+        if key is None:
+            return 0.0
+        with self.lock:
+            entry = self.by_key.get(key)
+            return 0.0 if entry is None else entry.wait(self.clock())
+
+    def failed(self, key: str | None) -> None:
+        if key is None:
+            return
+        with self.lock:
+            if key not in self.by_key and len(self.by_key) >= _MAX_TRACKED:
+                self.by_key.pop(next(iter(self.by_key)))
+            self.by_key.setdefault(key, Failures()).failed(self.clock())
+
+    def succeeded(self, key: str | None) -> None:
+        if key is None:
+            return
+        with self.lock:
+            self.by_key.pop(key, None)
+
+
+CLIENTS = Throttle()  # one per server process
+
+
+def now() -> float:
+    """The throttle's clock (monotonic seconds; tests replace it)."""
+    return CLIENTS.clock()
+
+
+def _client() -> str | None:
+    try:
+        address = st.context.ip_address
+    except Exception:  # not known outside a browser session
+        return None
+    return address or None
 
 
 def configured_password() -> str | None:
@@ -55,9 +140,21 @@ def gate() -> None:
     st.title("Runway costs")
     given = st.text_input("Password", type="password", key="_password")
     if given:
+        session = st.session_state.setdefault(FAILURES_KEY, Failures())
+        client = _client()
+        wait = max(session.wait(now()), CLIENTS.wait(client))
+        if wait > 0:  # refused unchecked: guessing gains nothing by hurrying
+            del st.session_state["_password"]
+            st.error(f"Too many wrong passwords. Try again in {wait:.0f} s.")
+            st.stop()
         if check_password(given, expected):
             st.session_state[AUTH_OK_KEY] = True
+            st.session_state.pop(FAILURES_KEY, None)
+            CLIENTS.succeeded(client)
             del st.session_state["_password"]
             st.rerun()
+        session.failed(now())
+        CLIENTS.failed(client)
+        del st.session_state["_password"]  # each entry counts once, not on every rerun
         st.error("Wrong password.")
     st.stop()

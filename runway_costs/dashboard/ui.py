@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import re
+import unicodedata
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any, TypeVar
@@ -19,12 +21,53 @@ from runway_costs.dashboard.context import (
     selection,
     utc_now,
 )
-from runway_costs.dashboard.data import fetch
+from runway_costs.dashboard.data import FALLBACK_KEY, fetch
 from runway_costs.dashboard.views import DataUnavailable, Scope
 
 T = TypeVar("T")
 UNAVAILABLE_KEY = "unavailable"
 DEFAULT_DAYS = 90
+
+
+# The ASCII punctuation that can open Markdown or HTML inside a line: links and images
+# ([, ], !), emphasis (*, _, ~), code (`), HTML tags and entities (<, &), tables (|),
+# math ($), Streamlit directives and emoji codes (:, {, }) and escapes (\\).
+# Backslash-escaped (CommonMark), each shows as itself.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<!|~$&:{}])")
+# Bare URLs and e-mail addresses become links after parsing (GFM autolink literals work on
+# the text, escapes or not): an invisible WORD JOINER before the ':' of a scheme, the '.'
+# after 'www' and the '@' of an address keeps them text.
+_AUTOLINK = re.compile(r"(?i)(?<=https)(?=:)|(?<=http)(?=:)|(?<=ftp)(?=:)|(?<=www)(?=\.)|(?=@)")
+WORD_JOINER = "\u2060"
+# What opens a block only at the start of the text: a heading, a quote, a list marker.
+_MD_BLOCK_START = re.compile(r"^(\s*)([#>+-]|\d+(?=[.)]))")
+
+
+def md(value: object) -> str:
+    """Text from outside (an organization or model name, an alert message, an error)
+    made literal for every Streamlit element that renders Markdown: st.markdown, write,
+    caption, info, warning, error, success, metric labels and values, progress text.
+    Control characters become visible escapes and line breaks spaces, so the text stays
+    on its line; URLs and addresses stay unlinked. Dataframes need none of this: their
+    cells are plain text."""
+    text = "" if value is None else str(value)
+    if not text.isprintable():
+        text = "".join(
+            " "
+            if ch in "\n\r\t"
+            else (f"\\x{ord(ch):02x}" if unicodedata.category(ch) == "Cc" else ch)
+            for ch in text
+        )
+    text = _AUTOLINK.sub(WORD_JOINER, text)
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    return _MD_BLOCK_START.sub(_escape_marker, text, count=1)
+
+
+def _escape_marker(match: re.Match[str]) -> str:
+    lead, marker = match.group(1), match.group(2)
+    if marker in "#>+-":
+        return f"{lead}\\{marker}"
+    return f"{lead}{marker}\\"  # 1. -> 1\. once the dot follows
 
 
 def num(value: float | int | None, decimals: int = 0) -> str:
@@ -42,7 +85,9 @@ def usd(value: float | int | None) -> str:
 
 def show_unavailable(exc: DataUnavailable) -> None:
     """Explain why there is nothing to show and what to do; never a traceback."""
-    if exc.kind == "busy":
+    if exc.kind == "bad":
+        st.error("The database file cannot be read.", icon="🛑")
+    elif exc.kind == "busy":
         st.warning(
             "The database is being written by a collection right now. "
             "Reload this page in a few seconds.",
@@ -54,7 +99,14 @@ def show_unavailable(exc: DataUnavailable) -> None:
             "Run `runway-costs collect` (or `runway-costs up`) and reload.",
             icon="ℹ️",
         )
-    st.caption(str(exc))
+    st.caption(md(exc))
+
+
+def show_reader_note() -> None:
+    """Say so when the pages read the live file because the snapshot is damaged."""
+    note = st.session_state.get(FALLBACK_KEY)
+    if note:
+        st.caption(f"⚠️ {md(note)}")
 
 
 def load(fn: Callable[..., T], *args: Any) -> T:
@@ -70,6 +122,7 @@ def load(fn: Callable[..., T], *args: Any) -> T:
 def sidebar_selection() -> None:
     """Organization and date range in the sidebar, kept in session_state across pages."""
     st.session_state.pop(UNAVAILABLE_KEY, None)
+    st.session_state.pop(FALLBACK_KEY, None)
     settings = get_settings()
     try:
         orgs = fetch(views.known_orgs)

@@ -12,15 +12,17 @@ def render() -> None:
     sel = ui.require_selection()
     st.title("Alerts")
     data = ui.load(views.alerts, sel.scope)
-    st.caption(f"{sel.scope.label} · checked after every scheduled collection")
+    st.caption(f"{ui.md(sel.scope.label)} · checked after every scheduled collection")
 
     st.subheader(f"Open ({data.open.height})")
     if data.open.is_empty():
         st.success("No open alerts.")
     else:
         for row in data.open.iter_rows(named=True):
-            target = f" ({row['target']})" if row["target"] else ""
-            text = f"**{row['org']}** · {row['rule']}{target}: {row['message']}"
+            target = f" ({ui.md(row['target'])})" if row["target"] else ""
+            text = (
+                f"**{ui.md(row['org'])}** · {ui.md(row['rule'])}{target}: {ui.md(row['message'])}"
+            )
             {"critical": st.error, "warning": st.warning}.get(row["severity"], st.info)(text)
         with st.expander("Open alerts as a table"):
             ui.table(
@@ -66,7 +68,7 @@ def render() -> None:
     if not data.channels:
         st.info("No alert channels configured: add Apprise URLs to [alerts] urls in the config.")
         return
-    st.write("Configured: " + ", ".join(data.channels))
+    st.write("Configured: " + ", ".join(ui.md(c) for c in data.channels))
     if st.button("Send a test notification", key="test_notification"):
         with st.spinner("Sending..."):
             settings = get_settings()
@@ -75,9 +77,9 @@ def render() -> None:
             )
         for r in results:
             if r.ok:
-                st.success(f"{r.channel}: delivered")
+                st.success(f"{ui.md(r.channel)}: delivered")
             else:
-                st.error(f"{r.channel}: not delivered ({r.error})")
+                st.error(f"{ui.md(r.channel)}: not delivered ({ui.md(r.error)})")
 
 
 render()

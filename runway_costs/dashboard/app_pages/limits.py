@@ -14,9 +14,9 @@ def render() -> None:
     st.title("Limits")
     status = ui.load(views.collection_status, sel.scope, ui.now_minute())
     data = ui.load(views.limits, sel.scope, sel.start, views.as_of_time(status))
-    st.caption(f"{sel.scope.label} · limits as of the last collection on {status.as_of}")
+    st.caption(f"{ui.md(sel.scope.label)} · limits as of the last collection on {status.as_of}")
     if data.current.is_empty():
-        st.info(f"No tier or model limits collected yet for {sel.scope.label}.")
+        st.info(f"No tier or model limits collected yet for {ui.md(sel.scope.label)}.")
         return
 
     st.subheader("Tier")
@@ -44,7 +44,7 @@ def render() -> None:
 
 def _tier(row: dict) -> None:
     """One organization's tier and its progress toward the next (both conditions)."""
-    org, tier = row["org"], row["tier"]
+    org, tier = ui.md(row["org"]), row["tier"]
     if tier is None:
         st.write(f"**{org}**: tier unknown (no limits match the tier table).")
         return

@@ -13,7 +13,7 @@ def render() -> None:
     st.title("Overview")
     data = ui.load(views.overview, sel.scope, ui.now_minute())
     status = data.status
-    st.caption(f"{sel.scope.label} · as of {status.as_of} (UTC)")
+    st.caption(f"{ui.md(sel.scope.label)} · as of {status.as_of} (UTC)")
     ui.freshness(status)
 
     a, b, c, d = st.columns(4)
@@ -48,14 +48,14 @@ def render() -> None:
         else str(data.runout_date)
     )
     if data.runout_org and len(sel.scope.orgs) > 1:
-        runout += f" ({data.runout_org})"
+        runout += f" ({ui.md(data.runout_org)})"
     e.metric("Run-out date (no purchases)", runout)
     if data.cap_bound_date is None:
         capped = f"not within {views.HORIZON_DAYS} days"
     else:
         capped = str(data.cap_bound_date)
         if data.cap_bound_org and len(sel.scope.orgs) > 1:
-            capped += f" ({data.cap_bound_org})"
+            capped += f" ({ui.md(data.cap_bound_org)})"
     f.metric(
         "30-day cap binds",
         capped,

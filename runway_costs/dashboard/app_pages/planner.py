@@ -37,13 +37,15 @@ def _starting_rows() -> tuple[str, list[dict]]:
     upload = st.file_uploader("Plan file (CSV or JSON)", type=["csv", "json"], key="plan_file")
     if upload is None:
         name, data = SAMPLE.name, SAMPLE.read_bytes()
-        st.caption(f"Starting from the sample plan ({name}); upload a file or edit the rows.")
+        st.caption(
+            f"Starting from the sample plan ({ui.md(name)}); upload a file or edit the rows."
+        )
     else:
         name, data = upload.name, upload.getvalue()
     try:
         rows = views.plan_rows_from_file(settings, name, data)
     except PlanError as exc:
-        st.error(f"{name} cannot be priced ({exc.total} problem(s)); nothing was priced.")
+        st.error(f"{ui.md(name)} cannot be priced ({exc.total} problem(s)); nothing was priced.")
         st.code("\n".join(exc.lines()), language=None)
         st.stop()
     return hashlib.sha256(data).hexdigest()[:12], rows
@@ -135,7 +137,7 @@ def _feasibility(settings: Settings, records: list[dict]) -> None:
             views.plan_feasibility, json.dumps(records, sort_keys=True), org, ui.now_minute()
         )
         if feas is None:
-            st.info(f"No snapshot of {org} yet: its limits and balance are unknown.")
+            st.info(f"No snapshot of {ui.md(org)} yet: its limits and balance are unknown.")
             return
     else:
         st.caption(
@@ -150,7 +152,7 @@ def _feasibility(settings: Settings, records: list[dict]) -> None:
 
 
 def _show_feasibility(feas: Feasibility) -> None:
-    st.caption(f"Against {feas.source}")
+    st.caption(f"Against {ui.md(feas.source)}")
     a, b, c = st.columns(3)
     balance = "unknown" if feas.balance is None else f"{feas.balance:,} credits"
     a.metric("Balance", balance)
@@ -162,7 +164,7 @@ def _show_feasibility(feas: Feasibility) -> None:
     c.metric("Cap shortfall", f"{feas.cap_shortfall:,} credits")
     ui.table(feas.models, "feasibility_models")
     for note in feas.notes:
-        st.caption(note)
+        st.caption(ui.md(note))
 
 
 render()

@@ -11,9 +11,11 @@ def render() -> None:
     sel = ui.require_selection()
     st.title("Spend")
     data = ui.load(views.spend, sel.scope, sel.start, sel.end)
-    st.caption(f"{sel.scope.label} · {sel.start} to {sel.end} (UTC days, net of refunds)")
+    st.caption(f"{ui.md(sel.scope.label)} · {sel.start} to {sel.end} (UTC days, net of refunds)")
     if data.rows.is_empty():
-        st.info(f"No usage recorded for {sel.scope.label} between {sel.start} and {sel.end}.")
+        st.info(
+            f"No usage recorded for {ui.md(sel.scope.label)} between {sel.start} and {sel.end}."
+        )
         return
     total = data.total_credits
     usd = float(data.rows["usd"].sum())

@@ -9,14 +9,19 @@ without a browser. Each takes a read-only DuckDB connection from ``reader`` and 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 
-from runway_costs.analytics.db import DatabaseBusyError, NoDataError, connect_reader
+from runway_costs.analytics.db import (
+    BadDatabaseError,
+    DatabaseBusyError,
+    NoDataError,
+    connect_reader,
+)
 from runway_costs.analytics.orgs import orgs_with_data
 from runway_costs.core.config import Settings
 
@@ -24,7 +29,8 @@ from runway_costs.core.config import Settings
 class DataUnavailable(Exception):
     """The database cannot be read right now; ``kind`` picks the page's message.
 
-    kind: ``"missing"`` (nothing collected yet), ``"busy"`` (being written; retry).
+    kind: ``"missing"`` (nothing collected yet), ``"busy"`` (being written; retry),
+    ``"bad"`` (the file is not a readable runway-costs database: the message says why).
     """
 
     def __init__(self, kind: str, message: str) -> None:
@@ -33,10 +39,15 @@ class DataUnavailable(Exception):
 
 
 @contextlib.contextmanager
-def reader(db_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection, with the two expected failures turned into DataUnavailable."""
+def reader(
+    db_path: Path, on_fallback: Callable[[str], None] | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection, with the expected failures turned into DataUnavailable;
+    ``on_fallback`` hears when a damaged snapshot was skipped for the live file."""
     try:
-        con = connect_reader(db_path)
+        con = connect_reader(db_path, on_fallback=on_fallback)
+    except BadDatabaseError as exc:
+        raise DataUnavailable("bad", str(exc)) from None
     except DatabaseBusyError as exc:
         raise DataUnavailable("busy", str(exc)) from None
     except NoDataError as exc:
