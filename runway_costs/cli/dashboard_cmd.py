@@ -46,8 +46,27 @@ HostOption = Annotated[
 PortOption = Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to serve on")]
 
 
-def _start_checked(settings: Settings, host: str, port: int) -> DashboardServer:
-    """Refuse bad bind requests before anything starts; then start and wait for it."""
+class _Stop:
+    """The command's SIGINT/SIGTERM handler, installed before anything starts, so a signal
+    at any moment (even the instant the health URL first answers) is a clean stop."""
+
+    def __init__(self, event: threading.Event | None = None) -> None:
+        self.event = event or threading.Event()
+        self.server: DashboardServer | None = None
+
+    def __call__(self, *_: object) -> None:
+        self.event.set()
+        if self.server is not None:
+            self.server.terminate()  # only signal here: the command's wait() returns
+
+    def install(self) -> None:  # set explicitly: a background job may inherit SIG_IGN
+        signal.signal(signal.SIGINT, self)
+        signal.signal(signal.SIGTERM, self)
+
+
+def _start_checked(settings: Settings, host: str, port: int, stop: _Stop) -> DashboardServer | None:
+    """Refuse bad bind requests before anything starts; then start and wait for it.
+    None when a stop arrived while starting (the server is stopped again)."""
     try:
         check_bind(host)
     except DashboardError as exc:
@@ -60,12 +79,18 @@ def _start_checked(settings: Settings, host: str, port: int) -> DashboardServer:
             "so until `runway-costs collect` (or `up`) has run",
             highlight=False,
         )
+    if stop.event.is_set():
+        return None
     server = start(settings.db_path, settings.config_path, host=host, port=port)
+    stop.server = server
     try:
-        server.wait_ready()
+        server.wait_ready(stop=stop.event)
     except DashboardError as exc:
         server.stop()
         raise fail(str(exc), EXIT_PARTIAL) from None
+    if stop.event.is_set():
+        server.stop()
+        return None
     console.print(f"[bold]dashboard:[/] {server.url}  (Ctrl-C stops it)", highlight=False)
     return server
 
@@ -83,20 +108,16 @@ def dashboard(
     password, 1 if the server dies.
     """
     settings = settings_from(config, db)
-    server = _start_checked(settings, host, port)
-    stopping = threading.Event()
-
-    def stop(*_: object) -> None:  # set explicitly: a background job may inherit SIG_IGN
-        stopping.set()
-        server.terminate()  # only signal here: wait() below is what returns
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    stop = _Stop()
+    stop.install()
+    server = _start_checked(settings, host, port, stop)
+    if server is None:
+        raise typer.Exit(EXIT_OK)
     try:
         code = server.wait()
     finally:
         server.stop()
-    raise typer.Exit(EXIT_OK if stopping.is_set() or code == 0 else EXIT_PARTIAL)
+    raise typer.Exit(EXIT_OK if stop.event.is_set() or code == 0 else EXIT_PARTIAL)
 
 
 @handle_errors
@@ -114,8 +135,13 @@ def up(
     from runway_costs.cli.collect_cmd import configure_logging, result_table
 
     settings = settings_from(config, db, require_orgs=True)
-    server = _start_checked(settings, host, port)
-    stop = threading.Event()
+    stopper = _Stop()
+    stopper.install()  # run_scheduler installs its own (setting the same event) later
+    started = _start_checked(settings, host, port, stopper)
+    if started is None:
+        raise typer.Exit(EXIT_OK)
+    server = started
+    stop = stopper.event
     died = threading.Event()
 
     def watch() -> None:  # the dashboard dying on its own stops the scheduler too

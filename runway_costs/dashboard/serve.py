@@ -9,7 +9,7 @@ Public API::
 
     check_bind(host, env=None, app_dir=APP_DIR) -> None          # raises DashboardError
     start(db_path, config_path=None, host="127.0.0.1", port=8501, env=None) -> DashboardServer
-    DashboardServer.url, .wait_ready(timeout), .running(), .wait(), .stop()
+    DashboardServer.url, .wait_ready(timeout, stop=None), .running(), .wait(), .stop()
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from dataclasses import dataclass
@@ -104,10 +105,13 @@ class DashboardServer:
     def running(self) -> bool:
         return self.process.poll() is None
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        """Block until Streamlit answers its health check; raise if it died or timed out."""
+    def wait_ready(self, timeout: float = 60.0, stop: threading.Event | None = None) -> None:
+        """Block until Streamlit answers its health check; raise if it died or timed out.
+        Returns early, without raising, once ``stop`` is set (a stop asked while starting)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if stop is not None and stop.is_set():
+                return
             if not self.running():
                 raise DashboardError(
                     f"the dashboard server exited with code {self.process.returncode} "
