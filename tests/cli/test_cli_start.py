@@ -1,0 +1,54 @@
+"""The CLI starts light: its top level lists commands without importing them, and the
+table it lists them from says what the command modules define."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import typer
+
+from runway_costs.cli.main import COMMANDS, build_app
+
+# Imported by some command, never needed to list the commands or show --help.
+HEAVY = ("polars", "duckdb", "numpy", "apprise", "pydantic", "streamlit", "httpx", "altair")
+
+
+def _first_paragraph(text: str | None) -> str:
+    return " ".join((text or "").strip().split("\n\n")[0].split())
+
+
+def test_the_table_lists_every_command_with_its_own_help_line() -> None:
+    defined: dict[str, str] = {}
+    for module in dict.fromkeys(e.module for e in COMMANDS.values()):
+        holder = typer.Typer()
+        holder.callback()(lambda: None)
+        importlib.import_module(module).register(holder)
+        group = typer.main.get_group(holder)
+        defined |= {name: _first_paragraph(cmd.help) for name, cmd in group.commands.items()}
+    assert set(defined) == set(COMMANDS)
+    for name, entry in COMMANDS.items():
+        assert entry.help == defined[name], name
+
+
+def test_a_command_runs_with_only_its_own_module_built() -> None:
+    group = typer.main.get_group(build_app(["runway_costs.cli.report_cmd"]))
+    assert set(group.commands) == set(COMMANDS)  # every command listed
+    assert group.commands["status"].callback.__module__ == "runway_costs.cli.report_cmd"
+    assert group.commands["price"].callback.__name__ == "_listed_only"
+
+
+def test_listing_the_commands_imports_none_of_the_heavy_libraries() -> None:
+    code = (
+        "import contextlib, io, sys\n"
+        "from runway_costs.cli.main import run\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    run(['--help'])\n"
+        "assert 'Price a plan' in out.getvalue(), out.getvalue()\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
