@@ -27,6 +27,7 @@ import polars as pl
 
 from runway_costs.analytics.notify import Delivery
 from runway_costs.analytics.spend import query
+from runway_costs.collector.store import rollback_quietly, unregister_quietly
 
 if TYPE_CHECKING:
     from runway_costs.analytics.alert_rules import Alert
@@ -146,10 +147,10 @@ def save_alerts(con: duckdb.DuckDBPyConnection, alerts: Sequence[Alert], at: dat
         ).fetchall()
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback_quietly(con)  # the error that ended the transaction is the one to report
         raise
     finally:
-        con.unregister("_alerts_in")
+        unregister_quietly(con, "_alerts_in")
     return sorted(r[0] for r in ids)
 
 

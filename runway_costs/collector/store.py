@@ -139,12 +139,12 @@ def rebuild_model_daily(con: duckdb.DuckDBPyConnection) -> int:
         con.execute("INSERT INTO model_daily " + MODEL_DAILY_SQL.format(where="TRUE"))
         con.commit()
     except BaseException:
-        _rollback(con)
+        rollback_quietly(con)
         raise
     return int(con.execute("SELECT count(*) FROM model_daily").fetchall()[0][0])
 
 
-def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+def rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
     """Roll back after a failure without hiding it: when the failure already ended the
     transaction (a commit that hit a full disk, say), ROLLBACK itself fails ("no
     transaction is active"), and that must not replace the error that says what happened."""
@@ -152,7 +152,7 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         con.rollback()
 
 
-def _unregister(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+def unregister_quietly(con: duckdb.DuckDBPyConnection, *names: str) -> None:
     """Drop registered frames; an aborted transaction refuses even that, and the error
     that aborted it is the one to report."""
     for name in names:
@@ -339,7 +339,7 @@ def write_org_result(
         _insert_run(con, run, status="ok", rows_changed=changed)
         con.commit()
     except BaseException:
-        _rollback(con)
+        rollback_quietly(con)
         raise
     return changed
 
@@ -351,7 +351,7 @@ def write_failed_run(con: duckdb.DuckDBPyConnection, run: RunRecord) -> None:
         _insert_run(con, run, status="failed", rows_changed=0)
         con.commit()
     except BaseException:
-        _rollback(con)
+        rollback_quietly(con)
         raise
 
 
@@ -417,7 +417,7 @@ def _write_snapshot(con: duckdb.DuckDBPyConnection, org: str, snap: OrgSnapshot)
             {"org": org, "taken_at": snap.taken_at},
         )
     finally:
-        _unregister(con, "_new_models")
+        unregister_quietly(con, "_new_models")
     if model_rows:
         _refresh_model_daily(con, org, snap.taken_at)
     return int(inserted) + int(model_rows)
@@ -496,7 +496,7 @@ def _write_usage(
             {"org": org},
         )
     finally:
-        _unregister(con, "_new_usage", "_windows")
+        unregister_quietly(con, "_new_usage", "_windows")
     return int(upserted) + int(deleted)
 
 
