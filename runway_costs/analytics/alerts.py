@@ -13,9 +13,10 @@ Only organizations evaluated in a check are touched: an organization with no dat
 its state. A check evaluates and writes under the collector's write lock (one transaction
 for the state), then delivers outside the lock (network), then records each delivery.
 Undelivered notices are retried by the following checks for a day. Each delivery has a
-deadline (``notify.DELIVERY_DEADLINE_SECONDS``); a channel that hangs past it is skipped
-for the rest of the check (and while its attempt still hangs), its notices left pending
-for the next check, so one slow channel costs a check at most one deadline.
+deadline (``[alerts] delivery_timeout_seconds``, 15 s by default); a channel that hangs
+past it is skipped for the rest of the check (and while its attempt still hangs), its
+notices left pending for the next check, so one slow channel costs a check at most one
+deadline.
 
 Public API:
 
@@ -24,7 +25,7 @@ Public API:
 - ``plan_alerts(state, conditions, evaluated_orgs) -> list[Alert]`` (pure)
 - ``evaluate_alerts(con, settings, as_of, orgs=None) -> list[Alert]`` (read-only: what a
   check would announce now; ``alerts check --dry-run``)
-- ``check_alerts(settings, as_of, dry_run=False, delivery_deadline=...) -> CheckResult``
+- ``check_alerts(settings, as_of, dry_run=False) -> CheckResult``
 - ``alerts_after_cycle(settings, clock) -> None`` the scheduler hook (never raises)
 - ``open_alerts(con)``, ``alert_history(con, org=None, limit=500)`` (from alert_store)
 """
@@ -60,7 +61,6 @@ from runway_costs.analytics.alert_store import (
 )
 from runway_costs.analytics.db import connect_reader
 from runway_costs.analytics.notify import (
-    DELIVERY_DEADLINE_SECONDS,
     Delivery,
     channel_hanging,
     channel_label,
@@ -196,11 +196,10 @@ def check_alerts(
     settings: Settings,
     as_of: datetime,
     dry_run: bool = False,
-    delivery_deadline: float = DELIVERY_DEADLINE_SECONDS,
 ) -> CheckResult:
     """Evaluate at ``as_of`` (naive UTC), record and announce (``dry_run``: evaluate
     against the snapshot only). ``as_of`` also stamps the state and dates the retries;
-    each delivery gives up after ``delivery_deadline`` seconds."""
+    each delivery gives up after ``[alerts] delivery_timeout_seconds``."""
     from runway_costs.collector.store import write_session  # the writer side, only when writing
 
     if dry_run:
@@ -245,7 +244,7 @@ def check_alerts(
             alert.message,
             severity,
             attempts=attempts,
-            deadline=delivery_deadline,
+            deadline=settings.alerts.delivery_timeout_seconds,
         )
         if delivery.hanging:
             skipped.add(row["channel"])

@@ -36,6 +36,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import apprise
 from pydantic import SecretStr
 
+from runway_costs.core.config import DELIVERY_DEADLINE_SECONDS
+
 __all__ = [
     "DELIVERY_DEADLINE_SECONDS",
     "Delivery",
@@ -55,7 +57,6 @@ _TYPES = {
     "resolved": apprise.NotifyType.SUCCESS,
 }
 MAX_ERROR_CHARS = 300
-DELIVERY_DEADLINE_SECONDS = 15.0  # one notice to one channel, every attempt included
 _POLL_SECONDS = 0.02
 
 
@@ -250,7 +251,9 @@ class ChannelCheck:
     error: str | None  # redacted like every delivery error
 
 
-def send_test_notification(urls: Sequence[SecretStr], attempts: int) -> list[ChannelCheck]:
+def send_test_notification(
+    urls: Sequence[SecretStr], attempts: int, deadline: float = DELIVERY_DEADLINE_SECONDS
+) -> list[ChannelCheck]:
     """Send one test notice to every channel, so a user can check a channel works before an
     alert depends on it."""
     out = []
@@ -261,6 +264,7 @@ def send_test_notification(urls: Sequence[SecretStr], attempts: int) -> list[Cha
             "A test notification from the runway-costs dashboard: this channel works.",
             "info",
             attempts=attempts,
+            deadline=deadline,
         )
         out.append(ChannelCheck(channel_label(url, i + 1), delivery.ok, delivery.error))
     return out

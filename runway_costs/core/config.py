@@ -155,10 +155,16 @@ class AlertThresholds(_Strict):
         return self
 
 
+# One notice to one channel, every attempt included, must be done within this (seconds):
+# a receiver that answers slowly or never costs a check at most this much per channel.
+DELIVERY_DEADLINE_SECONDS = 15.0
+
+
 class AlertsConfig(_Strict):
     urls: list[SecretStr] = Field(default_factory=list)
     thresholds: AlertThresholds = AlertThresholds()
     delivery_attempts: int = Field(3, ge=1, le=10)
+    delivery_timeout_seconds: float = Field(DELIVERY_DEADLINE_SECONDS, gt=0, le=300)
 
 
 class Settings(_Strict):

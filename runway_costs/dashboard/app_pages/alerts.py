@@ -73,7 +73,9 @@ def render() -> None:
         with st.spinner("Sending..."):
             settings = get_settings()
             results = views.send_test_notification(
-                settings.alerts.urls, settings.alerts.delivery_attempts
+                settings.alerts.urls,
+                settings.alerts.delivery_attempts,
+                settings.alerts.delivery_timeout_seconds,
             )
         for r in results:
             if r.ok:
