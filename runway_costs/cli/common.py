@@ -8,13 +8,14 @@ from contextlib import closing, contextmanager
 from datetime import date, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
-import duckdb
 import typer
 from rich.console import Console
 
-from runway_costs.analytics.db import NoDataError, connect_reader, describe_error
+if TYPE_CHECKING:
+    import duckdb
+
 from runway_costs.cli.text import safe
 from runway_costs.core.clock import Clock, ClockError, clock_from_env, parse_instant
 from runway_costs.core.config import (
@@ -115,10 +116,6 @@ def parse_as_of(value: str | None) -> datetime:
         raise fail(str(exc)) from None
 
 
-# Failures of a file that opened but cannot be read through (a truncated block, say).
-UNREADABLE = (duckdb.IOException, duckdb.SerializationException, duckdb.InternalException)
-
-
 def warn(message: str) -> None:
     """A one-line warning on stderr (outside text escaped)."""
     err_console.print(f"[yellow]warning:[/] {safe(message)}", highlight=False, soft_wrap=True)
@@ -128,13 +125,20 @@ def warn(message: str) -> None:
 def read_db(db_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection, closed after. "Nothing collected yet" and a file that is
     not a readable runway-costs database are one line and exit 2; a damaged snapshot read
-    past (the live file instead) is a warning line on stderr."""
+    past (the live file instead) is a warning line on stderr. DuckDB is imported here, so
+    only the commands that read the database pay for it."""
+    import duckdb
+
+    from runway_costs.analytics.db import NoDataError, connect_reader, describe_error
+
+    # failures of a file that opened but cannot be read through (a truncated block, say)
+    unreadable = (duckdb.IOException, duckdb.SerializationException, duckdb.InternalException)
     try:
         with closing(connect_reader(db_path, on_fallback=warn)) as con:
             yield con
     except NoDataError as exc:
         raise fail(str(exc)) from None
-    except UNREADABLE as exc:
+    except unreadable as exc:
         raise fail(f"database {db_path} cannot be read: {describe_error(exc)}") from None
 
 

@@ -12,7 +12,7 @@ import sys
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import polars as pl
 import typer
@@ -20,12 +20,6 @@ from rich.console import JustifyMethod
 from rich.table import Table
 
 from runway_costs.analytics.compare import alternatives, cheapest
-from runway_costs.analytics.feasibility import (
-    Feasibility,
-    FeasibilityError,
-    feasibility_for_org,
-    feasibility_for_tier,
-)
 from runway_costs.analytics.plan import PlanError, read_plan
 from runway_costs.analytics.pricing import PlanSummary, price_plan, summarize
 from runway_costs.analytics.rates import RateError, RateTable, load_rates, resolve_rates_path
@@ -46,6 +40,9 @@ from runway_costs.cli.common import (
     settings_from,
 )
 from runway_costs.cli.text import plain, safe
+
+if TYPE_CHECKING:  # feasibility (and DuckDB under it) is imported by --org / --tier only
+    from runway_costs.analytics.feasibility import Feasibility
 
 MAX_SHOWN_ROWS = 200
 
@@ -157,18 +154,25 @@ def _feasibility(
     db_path: Path,
     now: datetime,
 ) -> Feasibility | None:
+    if org is None and tier is None:
+        return None
+    from runway_costs.analytics.feasibility import (
+        FeasibilityError,
+        feasibility_for_org,
+        feasibility_for_tier,
+    )
+
     if org is not None:
         with read_db(db_path) as con:
             try:
                 return feasibility_for_org(con, org, priced, table, as_of=now)
             except FeasibilityError as exc:
                 raise fail(str(exc)) from None
-    if tier is not None:
-        try:
-            return feasibility_for_tier(load_tiers(), tier, priced, table)
-        except TierError as exc:
-            raise fail(str(exc)) from None
-    return None
+    assert tier is not None
+    try:
+        return feasibility_for_tier(load_tiers(), tier, priced, table)
+    except TierError as exc:
+        raise fail(str(exc)) from None
 
 
 def _budget(credits: int | None, usd: float | None, summary: PlanSummary) -> dict[str, Any] | None:

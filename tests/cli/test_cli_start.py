@@ -52,3 +52,21 @@ def test_listing_the_commands_imports_none_of_the_heavy_libraries() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_pricing_a_plan_imports_only_what_pricing_needs() -> None:
+    """``price`` of a plan (no --org) needs polars and the config, never DuckDB, the alert
+    machinery, the HTTP client or Streamlit."""
+    code = (
+        "import contextlib, io, sys\n"
+        "from runway_costs.cli.main import run\n"
+        "from runway_costs.core.files import package_data\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    run(['price', str(package_data('sample-plan.csv'))])\n"
+        "assert 'Total:' in out.getvalue(), out.getvalue()\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "['polars', 'pydantic']"
