@@ -164,21 +164,208 @@ def plan_from_bytes(data: bytes, source: str, suffix: str, rates: RateTable) -> 
         parsed = _parse_json(text) if is_json else _parse_csv(text)
     except PlanError as exc:
         raise PlanError(source, exc.issues, json_rows=is_json) from None
-    return _validate(source, *parsed, rates, json_rows=is_json)
+    return _validate(source, parsed, rates, json_rows=is_json)
 
 
 def plan_from_records(
     records: list[dict[str, Any]], rates: RateTable, source: str = "<plan>"
 ) -> pl.DataFrame:
     """Check and type plan rows given as dicts (row numbers are 1-based indexes)."""
-    columns, lines, rows, issues = _from_objects(records, [None] * len(records))
-    return _validate(source, columns, lines, rows, issues, rates, json_rows=True)
+    parsed = _from_lists(*_from_objects(records, [None] * len(records)))
+    return _validate(source, parsed, rates, json_rows=True)
 
 
 # ------------------------------------------------------------------------------ parsing
 
 
-def _parse_csv(text: str) -> tuple[dict[str, list], list[int | None], list[int], list[PlanIssue]]:
+@dataclass(frozen=True)
+class _Parsed:
+    """A parsed plan before the checks: ``raw`` has ``line``, ``row`` and every plan field
+    as text (null when empty or absent); ``fields`` are the plan fields the file has."""
+
+    raw: pl.DataFrame
+    fields: frozenset[str]
+    issues: list[PlanIssue]
+    omitted: int = 0  # parse problems counted but not kept (past MAX_ERRORS)
+
+
+_RAW_SCHEMA = {"line": pl.Int64, "row": pl.Int64, **{f: pl.String for f in PLAN_FIELDS}}
+
+# Every character Python's str.strip() removes (str.isspace), as a polars strip set: polars'
+# own default (Rust's char::is_whitespace) keeps U+001C..U+001F, which Python strips.
+# tests/pricing/test_plan_fast_csv.py holds this to str.isspace.
+_PY_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def _from_lists(
+    columns: dict[str, list],
+    lines: list[int | None],
+    rows: list[int],
+    issues: list[PlanIssue],
+) -> _Parsed:
+    raw = pl.DataFrame(
+        {
+            "line": lines,
+            "row": rows,
+            **{f: columns.get(f) or [None] * len(rows) for f in PLAN_FIELDS},
+        },
+        schema=_RAW_SCHEMA,
+    )
+    return _Parsed(raw, frozenset(columns), issues)
+
+
+def _parse_csv(text: str) -> _Parsed:
+    """The CSV plan: the polars fast path when it can decide the whole file, else the csv
+    module line by line. Both give the same rows, values, line numbers and messages."""
+    fast = _parse_csv_fast(text)
+    return fast if fast is not None else _from_lists(*_parse_csv_rows(text))
+
+
+def _parse_csv_fast(text: str) -> _Parsed | None:
+    """Parse a CSV plan with polars, as ``csv.reader`` (default dialect) would, or return
+    None when this path cannot be sure it would (the caller then uses the csv module).
+
+    Sure means: no NUL, no line break but ``\\n`` and ``\\r\\n``, a one-line header, no line
+    longer than csv's field limit, and no quoted field that spans lines. Each physical line
+    is then one record, so its line number is its index. Lines without a quote character
+    are split on commas in polars; the few lines with one are read by the csv module
+    itself (each on its own; a quote still open at the end of a line means fall back), so
+    quoting is the csv module's by construction. Blank rows are skipped and ragged rows
+    reported exactly as ``_parse_csv_rows`` does."""
+    if "\x00" in text or text.count("\r") != text.count("\r\n"):
+        return None
+    first = text.find("\n")
+    reader = csv.reader(io.StringIO(text if first < 0 else text[: first + 1], newline=""))
+    try:
+        header = next(reader)
+    except (StopIteration, csv.Error):
+        return None
+    if any("\n" in h or "\r" in h for h in header):
+        return None  # a quoted header field runs past its line
+    header = [h.strip() for h in header]
+    if len(header) == 1 and any(d in header[0] for d in ";\t|"):
+        return None  # the csv path names the delimiter
+    issues: list[PlanIssue] = []
+    names = _column_names(header, 1, None, issues)
+    width = len(header)
+    c = pl.col
+    # polars strips what Rust calls whitespace; Python's str.strip also U+001C..U+001F
+    odd_space = any(ch in text for ch in "\x1c\x1d\x1e\x1f")
+
+    def strip(e: pl.Expr) -> pl.Expr:
+        return e.str.strip_chars(_PY_WHITESPACE) if odd_space else e.str.strip_chars()
+
+    whole = pl.Series("_text", [text.encode()], dtype=pl.Binary).cast(pl.String)
+    body = (
+        whole.to_frame()
+        .lazy()
+        .select(c("_text").str.split("\n"))
+        .explode("_text")
+        .with_row_index("line", offset=1)
+        .filter(c("line") > 1)  # the header
+        .select(c("line").cast(pl.Int64), c("_text").str.strip_suffix("\r"))
+        # blank (only whitespace and commas): csv reads empty fields, skipped like csv does
+        .filter(~c("_text").str.contains(r"^[\s\x1c-\x1f,]*$"))
+        .with_columns(_quoted=c("_text").str.contains('"', literal=True))
+        .collect()
+    )
+    longest = body.select(c("_text").str.len_chars().max()).item()
+    if longest is not None and longest > csv.field_size_limit():
+        return None
+    quoted = _read_quoted_lines(body.filter(c("_quoted")), width)
+    if quoted is None:
+        return None
+    q_rows, q_ragged = quoted
+    split = (
+        body.lazy()
+        .filter(~c("_quoted"))
+        .select(
+            "line",
+            "_text",
+            c("_text")
+            .str.splitn(",", width + 1)
+            .struct.rename_fields([f"_f{i}" for i in range(width + 1)])
+            .alias("_split"),
+        )
+        .unnest("_split")
+        .with_columns(_ok=c(f"_f{width - 1}").is_not_null() & c(f"_f{width}").is_null())
+        .collect()
+    )
+    del body
+    ragged = pl.concat(
+        [
+            split.filter(~c("_ok")).select(
+                "line",
+                _fields=c("_text").str.count_matches(",", literal=True).cast(pl.Int64) + 1,
+            ),
+            q_ragged,
+        ]
+    ).sort("line")
+    omitted = max(0, ragged.height - MAX_ERRORS)
+    issues.extend(
+        PlanIssue(
+            line,
+            None,
+            f"has {n} fields but the header has {width} (a delimiter or quoting problem?)",
+        )
+        for line, n in ragged.head(MAX_ERRORS).iter_rows()
+    )
+    named = [(f"_f{i}", name) for i, name in enumerate(names) if name]
+    kept = split.filter(c("_ok")).select("line", *[c(f).alias(name) for f, name in named])
+    del split
+    if q_rows.height:
+        q_kept = q_rows.select("line", *[c(f).alias(name) for f, name in named])
+        kept = pl.concat([kept, q_kept]).sort("line")
+    present = [name for _, name in named]
+    kept = kept.with_columns(strip(c(f)) for f in present)
+    raw = kept.with_row_index("row", offset=1).select(
+        "line",
+        c("row").cast(pl.Int64),
+        *[
+            (pl.when(c(f) != "").then(c(f)) if f in present else pl.lit(None, pl.String)).alias(f)
+            for f in PLAN_FIELDS
+        ],
+    )
+    return _Parsed(raw, frozenset(present), issues, omitted)
+
+
+def _read_quoted_lines(lines: pl.DataFrame, width: int) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """The lines holding a quote character, read by the csv module one record per line:
+    (rows that have ``width`` fields, as ``line`` + ``_f0``..; ragged rows as ``line`` +
+    ``_fields``), or None when a quoted field runs past the end of its line."""
+    numbers = lines["line"].to_list()
+    reader = csv.reader(t + "\n" for t in lines["_text"].to_list())
+    good: list[list[str]] = []
+    good_lines: list[int] = []
+    ragged: list[tuple[int, int]] = []
+    try:
+        for i, fields in enumerate(reader):
+            if reader.line_num != i + 1 or any("\n" in f for f in fields):
+                return None
+            if not fields or all(not f.strip() for f in fields):
+                continue
+            if len(fields) != width:
+                ragged.append((numbers[i], len(fields)))
+                continue
+            good.append(fields)
+            good_lines.append(numbers[i])
+    except csv.Error:
+        return None
+    rows = pl.DataFrame(
+        {"line": good_lines, **{f"_f{i}": [r[i] for r in good] for i in range(width)}},
+        schema={"line": pl.Int64, **{f"_f{i}": pl.String for i in range(width)}},
+    )
+    bad = pl.DataFrame(ragged, schema={"line": pl.Int64, "_fields": pl.Int64}, orient="row")
+    return rows, bad
+
+
+def _parse_csv_rows(
+    text: str,
+) -> tuple[dict[str, list], list[int | None], list[int], list[PlanIssue]]:
+    """The csv module, record by record: decides every file the fast path gives up on."""
     reader = csv.reader(io.StringIO(text, newline=""))
     issues: list[PlanIssue] = []
     try:
@@ -260,7 +447,7 @@ def _suggest_field(key: str) -> str:
     return f" (plan fields: {', '.join(PLAN_FIELDS)})"
 
 
-def _parse_json(text: str) -> tuple[dict[str, list], list[int | None], list[int], list[PlanIssue]]:
+def _parse_json(text: str) -> _Parsed:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -281,7 +468,7 @@ def _parse_json(text: str) -> tuple[dict[str, list], list[int | None], list[int]
             "<plan>",
             [PlanIssue(1, None, 'JSON plan must be a list of row objects or {"rows": [...]}')],
         )
-    return _from_objects(records, _element_lines(text, len(records)))
+    return _from_lists(*_from_objects(records, _element_lines(text, len(records))))
 
 
 def _element_lines(text: str, n: int) -> list[int | None]:
@@ -451,41 +638,25 @@ def _suggestions(values: list[str], choices: list[str]) -> dict[str, str]:
     return out
 
 
-def _validate(
-    source: str,
-    columns: dict[str, list],
-    lines: list[int | None],
-    rows: list[int],
-    issues: list[PlanIssue],
-    rates: RateTable,
-    *,
-    json_rows: bool,
-) -> pl.DataFrame:
+def _validate(source: str, parsed: _Parsed, rates: RateTable, *, json_rows: bool) -> pl.DataFrame:
+    issues = list(parsed.issues)
     if (
         not json_rows
-        and "model" not in columns
+        and "model" not in parsed.fields
         and not any("separated" in i.message for i in issues)
     ):
         issues.append(PlanIssue(1, None, "no 'model' column: every row needs a model"))
-        raise PlanError(source, issues, json_rows=json_rows)
-    if not rows and not issues:
+        raise PlanError(source, issues, json_rows=json_rows, omitted=parsed.omitted)
+    if not parsed.raw.height and not issues:
         issues.append(PlanIssue(None, None, "the plan has no rows"))
-    if not rows:
-        raise PlanError(source, issues, json_rows=json_rows)
+    if not parsed.raw.height:
+        raise PlanError(source, issues, json_rows=json_rows, omitted=parsed.omitted)
 
-    raw = pl.DataFrame(
-        {
-            "line": lines,
-            "row": rows,
-            **{f: columns.get(f) or [None] * len(rows) for f in PLAN_FIELDS},
-        },
-        schema={"line": pl.Int64, "row": pl.Int64, **{f: pl.String for f in PLAN_FIELDS}},
-    )
-    typed, found, omitted = _check_rows(raw, rates)
+    typed, found, omitted = _check_rows(parsed.raw, rates)
     issues.extend(found)
     if issues:
         issues.sort(key=lambda i: (i.line or 0, i.row or 0))
-        raise PlanError(source, issues, json_rows=json_rows, omitted=omitted)
+        raise PlanError(source, issues, json_rows=json_rows, omitted=omitted + parsed.omitted)
     return typed
 
 
