@@ -1,15 +1,20 @@
 """Spend against the calendar-month budgets the user sets in the config file.
 
 A budget (``[[budgets]]`` in the TOML file, ``runway_costs.core.config.Budget``) is per
-organization and optionally per model, in credits or USD. Its month-end outlook is the
-``analytics.forecast`` month-end forecast of that organization's (or that model's) spend.
+organization or per tag (``tag = "team=growth"``: every configured organization carrying
+that tag, together; tags are read from the config at read time, so a changed tag applies to
+the whole history), optionally per model, in credits or USD. Its month-end outlook is the
+``analytics.forecast`` month-end forecast of that organization's (or that model's) spend;
+for a tag, the sum of its organizations' forecasts (low, mid and high each summed: the
+interval of a sum is at most that wide).
 
 Public API:
 
 - ``budget_status(con, settings, as_of) -> pl.DataFrame``, one row per configured budget:
-  org, model (NULL = the whole organization), month, budget_credits, spent_mtd_credits,
-  used_ratio, forecast_low / forecast_mid / forecast_high (credits), forecast_ratio
-  (mid / budget), and ``budget_usd``, ``spent_mtd_usd``, ``forecast_mid_usd``.
+  org (NULL for a tag budget), tag ("team=growth", NULL for an organization's), orgs (the
+  organizations covered), model (NULL = all models), month, budget_credits,
+  spent_mtd_credits, used_ratio, forecast_low / forecast_mid / forecast_high (credits),
+  forecast_ratio (mid / budget), and ``budget_usd``, ``spent_mtd_usd``, ``forecast_mid_usd``.
 """
 
 from __future__ import annotations
@@ -25,16 +30,20 @@ from runway_costs.core.money import usd
 
 __all__ = ["budget_status"]
 
-_SCHEMA = {
-    "org": pl.String,
-    "model": pl.String,
-    "month": pl.Date,
-    "budget_credits": pl.Int64,
-    "spent_mtd_credits": pl.Int64,
-    "forecast_low": pl.Int64,
-    "forecast_mid": pl.Int64,
-    "forecast_high": pl.Int64,
-}
+_SCHEMA = pl.Schema(
+    {
+        "org": pl.String(),
+        "tag": pl.String(),
+        "orgs": pl.List(pl.String()),
+        "model": pl.String(),
+        "month": pl.Date(),
+        "budget_credits": pl.Int64(),
+        "spent_mtd_credits": pl.Int64(),
+        "forecast_low": pl.Int64(),
+        "forecast_mid": pl.Int64(),
+        "forecast_high": pl.Int64(),
+    }
+)
 
 
 def budget_status(
@@ -42,18 +51,21 @@ def budget_status(
 ) -> pl.DataFrame:
     """Month-to-date use and month-end outlook of every configured budget at ``as_of``."""
     rows = []
-    for b in settings.budgets:  # one forecast per budget line of the config file
-        me = month_end_forecast(con, b.org, as_of, b.model)
+    for b in settings.budgets:  # one forecast per organization of each budget line
+        covered = settings.budget_orgs(b)
+        outlooks = [month_end_forecast(con, org, as_of, b.model) for org in covered]
         rows.append(
             (
                 b.org,
+                b.tag,
+                covered,
                 b.model,
                 as_of.date().replace(day=1),
                 b.monthly_credits(settings.credit_usd),
-                me.month_to_date,
-                me.low,
-                me.mid,
-                me.high,
+                sum(me.month_to_date for me in outlooks),
+                sum(me.low for me in outlooks),
+                sum(me.mid for me in outlooks),
+                sum(me.high for me in outlooks),
             )
         )
     frame = pl.DataFrame(rows, schema=_SCHEMA, orient="row")

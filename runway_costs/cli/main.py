@@ -64,6 +64,10 @@ COMMANDS: dict[str, Entry] = {
         "Run the scheduler and the dashboard together; Ctrl-C (or SIGTERM) stops both.",
     ),
     "export": Entry("runway_costs.cli.report_cmd", "Export collected data."),
+    "statement": Entry(
+        "runway_costs.cli.statement_cmd",
+        "Write a month's spend statement (xlsx or CSV zip) for finance: orgs, tags, models, days.",
+    ),
     "forecast": Entry(
         "runway_costs.cli.forecast_cmd", "Forecast month-end spend, run-out and 30-day-cap dates."
     ),

@@ -1,4 +1,4 @@
-"""Commands that read the database: ``status`` and ``export usage``."""
+"""Commands that read the database: ``status``, ``export usage`` and ``export revisions``."""
 
 from __future__ import annotations
 
@@ -22,10 +22,14 @@ from runway_costs.analytics.export import (
     export_target,
     render,
     usage_export,
+    usage_grouped,
     write_atomic,
 )
+from runway_costs.analytics.keys import NO_KEY_USAGE
 from runway_costs.analytics.orgs import orgs_collected
+from runway_costs.analytics.revisions import revisions
 from runway_costs.analytics.status import model_status, org_status
+from runway_costs.analytics.tags import GroupingError, parse_by
 from runway_costs.cli.common import (
     EXIT_USAGE,
     ConfigOption,
@@ -38,6 +42,7 @@ from runway_costs.cli.common import (
     parse_date,
     read_db,
     settings_from,
+    warn,
 )
 from runway_costs.cli.text import safe
 
@@ -148,45 +153,28 @@ def status(
         print_status(doc, console)
 
 
-@handle_errors
-def export_usage(
-    db: DbOption = None,
-    config: ConfigOption = None,
-    org: OrgOption = None,
-    from_: Annotated[
-        str | None, typer.Option("--from", help="First date, inclusive (YYYY-MM-DD)")
-    ] = None,
-    to: Annotated[
-        str | None, typer.Option("--to", help="Last date, inclusive (YYYY-MM-DD)")
-    ] = None,
-    fmt: Annotated[ExportFormat, typer.Option("--format", help="Output format")] = (
-        ExportFormat.csv
-    ),
-    output: Annotated[
-        str | None,
-        typer.Option(
-            "--output", "-o", help="Write this regular file (atomically) instead of stdout"
-        ),
-    ] = None,
-) -> None:
-    """Daily net credits as org,date,model,credits sorted by org, date, model.
+FromOption = Annotated[
+    str | None, typer.Option("--from", help="First date, inclusive (YYYY-MM-DD)")
+]
+ToOption = Annotated[str | None, typer.Option("--to", help="Last date, inclusive (YYYY-MM-DD)")]
+FormatOption = Annotated[ExportFormat, typer.Option("--format", help="Output format")]
+OutputOption = Annotated[
+    str | None,
+    typer.Option("--output", "-o", help="Write this regular file (atomically) instead of stdout"),
+]
 
-    Exit 0, or 2 on a bad date, unknown organization, parquet without -o or no data.
-    """
+
+def _range(from_: str | None, to: str | None) -> tuple[date | None, date | None]:
     start = parse_date(from_, "--from") if from_ is not None else None
     end = parse_date(to, "--to") if to is not None else None
     if start and end and start > end:
         raise fail(f"--from {start} is after --to {end}")
-    if fmt is ExportFormat.parquet and output is None:
-        raise fail("--format parquet needs an output file (-o FILE)")
-    target = None if output is None else _output_file(output)
-    settings = settings_from(config, db)
-    with read_db(settings.db_path) as con:
-        if org is not None and org not in (orgs := orgs_collected(con)):
-            known = ", ".join(orgs) or "none"
-            raise fail(f"unknown organization {org!r} (in the database: {known})")
-        frame = usage_export(con, org, start, end)
-    if target is None:
+    return start, end
+
+
+def _emit(frame: pl.DataFrame, fmt: ExportFormat, output: str | None, target: Path | None) -> None:
+    """The frame on stdout, or written atomically to ``target`` (the checked ``-o``)."""
+    if target is None or output is None:
         sys.stdout.write(render(frame, fmt.value))
         return
     try:
@@ -196,6 +184,89 @@ def export_usage(
     except OSError as exc:
         raise fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_USAGE) from None
     console.print(f"wrote {frame.height} rows to {safe(output)}", highlight=False)
+
+
+@handle_errors
+def export_usage(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    org: OrgOption = None,
+    from_: FromOption = None,
+    to: ToOption = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            help="Per day and org, model, tag:KEY (the [[orgs]] tags, applied to all of "
+            "history) or key (per API key, as the API reports it)",
+        ),
+    ] = None,
+    fmt: FormatOption = ExportFormat.csv,
+    output: OutputOption = None,
+) -> None:
+    """Daily net credits as org,date,model,credits sorted by org, date, model.
+
+    With --by: credits per group and day (org, model, tag:KEY) or the per-API-key rows
+    (key). Exit 0, or 2 on a bad date, unknown organization or tag key, parquet without
+    -o or no data.
+    """
+    start, end = _range(from_, to)
+    if fmt is ExportFormat.parquet and output is None:
+        raise fail("--format parquet needs an output file (-o FILE)")
+    target = None if output is None else _output_file(output)
+    settings = settings_from(config, db)
+    grouping = None
+    if by is not None:
+        try:
+            grouping = parse_by(by, settings)
+        except GroupingError as exc:
+            raise fail(f"--by: {exc}") from None
+    with read_db(settings.db_path) as con:
+        if org is not None and org not in (orgs := orgs_collected(con)):
+            known = ", ".join(orgs) or "none"
+            raise fail(f"unknown organization {org!r} (in the database: {known})")
+        if grouping is None:
+            frame = usage_export(con, org, start, end)
+        else:
+            frame = usage_grouped(con, settings, grouping, org, start, end)
+    if grouping is not None and grouping.kind == "key" and frame.is_empty():
+        warn(NO_KEY_USAGE)
+    _emit(frame, fmt, output, target)
+
+
+@handle_errors
+def export_revisions(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    org: OrgOption = None,
+    from_: FromOption = None,
+    to: ToOption = None,
+    restated: Annotated[
+        bool,
+        typer.Option("--restated", help="Only restatements (days changed after they were over)"),
+    ] = False,
+    fmt: FormatOption = ExportFormat.csv,
+    output: OutputOption = None,
+) -> None:
+    """Every change to a stored daily value: org, date, model, seen_at, old, new, change.
+
+    --from/--to bound the revised usage date. restated is true when the day was already
+    over when the old value was collected. Exit 0, or 2 on a bad date, unknown
+    organization, parquet without -o or no data.
+    """
+    start, end = _range(from_, to)
+    if fmt is ExportFormat.parquet and output is None:
+        raise fail("--format parquet needs an output file (-o FILE)")
+    target = None if output is None else _output_file(output)
+    settings = settings_from(config, db)
+    with read_db(settings.db_path) as con:
+        if org is not None and org not in (orgs := orgs_collected(con)):
+            known = ", ".join(orgs) or "none"
+            raise fail(f"unknown organization {org!r} (in the database: {known})")
+        frame = revisions(con, None if org is None else [org], start, end)
+    if restated:
+        frame = frame.filter(pl.col("restated"))
+    _emit(frame, fmt, output, target)
 
 
 def _output_file(output: str) -> Path:
@@ -212,4 +283,5 @@ def register(app: typer.Typer) -> None:
     app.command("status")(status)
     export = typer.Typer(help="Export collected data.", no_args_is_help=True)
     export.command("usage")(export_usage)
+    export.command("revisions")(export_revisions)
     app.add_typer(export, name="export")

@@ -33,6 +33,14 @@ def sandbox(
             help="Freeze the clock at this ISO time (default: the CLI clock, see RUNWAY_COSTS_NOW)"
         ),
     ] = None,
+    api_keys: Annotated[
+        int,
+        typer.Option(
+            "--api-keys",
+            help="Fill apiKeys/resultsByApiKey: split each org's daily usage across 1-3 "
+            "API keys (0: served as null, like the API today)",
+        ),
+    ] = 0,
 ) -> None:
     """Serve a local Runway API. Prints one JSON line {base_url, orgs} then serves."""
     from runway_costs.sandbox.faults import FaultSpecError
@@ -43,13 +51,21 @@ def sandbox(
         raise fail(f"--port must be 0..65535, got {port}")
     if orgs is not None and orgs < 1:
         raise fail(f"--orgs must be at least 1, got {orgs}")
+    if not 0 <= api_keys <= 3:
+        raise fail(f"--api-keys must be 0..3, got {api_keys}")
     try:
         parse_now(now)
     except ValueError:
         raise fail(f"--now: not an ISO timestamp: {now!r}") from None
     try:
         server = SandboxServer(
-            seed=seed, now=now, faults=faults, n_orgs=orgs, port=port, clock=cli_clock()
+            seed=seed,
+            now=now,
+            faults=faults,
+            n_orgs=orgs,
+            port=port,
+            clock=cli_clock(),
+            api_keys=api_keys,
         )
     except FaultSpecError as exc:
         raise fail(f"--faults: {exc}") from None

@@ -40,13 +40,28 @@ class UsageRow:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyUsageRow:
+    """Net credits of one API key on one day (``resultsByApiKey``); ``model`` is "" when
+    the API does not split the key's day by model."""
+
+    date: date
+    api_key_id: str
+    credits: int
+    model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class UsageWindow:
     """``POST /v1/organization/usage`` for [start, before): every (date, model) the API
-    reported in that window. Days in the window that are absent had no usage."""
+    reported in that window. Days in the window that are absent had no usage.
+
+    ``key_rows``: the per-API-key figures when the response carried ``resultsByApiKey``
+    (absent or null: None, and what is stored per key is left as it is)."""
 
     start: date
     before: date
     rows: tuple[UsageRow, ...]
+    key_rows: tuple[KeyUsageRow, ...] | None = None
 
 
 @dataclass(slots=True)

@@ -77,3 +77,34 @@ CREATE TABLE IF NOT EXISTS meta (
     key   VARCHAR PRIMARY KEY,
     value VARCHAR NOT NULL
 );
+
+-- Net credits per organization, UTC day and API key, as the usage endpoint reports them in
+-- resultsByApiKey (model '' when the API does not split a key's day by model). Written like
+-- daily_usage, in the same transaction: a window the API answered with resultsByApiKey
+-- replaces that window's rows; a window answered without it leaves them as they are.
+CREATE TABLE IF NOT EXISTS key_usage (
+    org          VARCHAR   NOT NULL,
+    date         DATE      NOT NULL,
+    api_key_id   VARCHAR   NOT NULL,
+    model        VARCHAR   NOT NULL DEFAULT '',
+    credits      BIGINT    NOT NULL,
+    collected_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (org, date, api_key_id, model)
+);
+
+-- Every change to a stored daily_usage value, written in the upsert's transaction: when it
+-- was seen, the old and the new credits. old_credits NULL: the day had been collected
+-- before and did not have this model; new_credits NULL: the API no longer reports it.
+-- old_collected_at: when the old value was collected (for a new model, the last earlier
+-- collection that covered the day). A change of a day that was already over when the old
+-- value was collected (date < old_collected_at's day) is a restatement, not a day growing.
+CREATE TABLE IF NOT EXISTS usage_revisions (
+    org              VARCHAR   NOT NULL,
+    date             DATE      NOT NULL,
+    model            VARCHAR   NOT NULL,
+    seen_at          TIMESTAMP NOT NULL,
+    old_credits      BIGINT,
+    new_credits      BIGINT,
+    old_collected_at TIMESTAMP,
+    PRIMARY KEY (org, date, model, seen_at)
+);

@@ -46,7 +46,14 @@ from runway_costs.core.files import snapshot_path
 
 SCHEMA_VERSION = "1"
 LIVE_OPEN_WAIT_SECONDS = 30.0
-DATA_TABLES = ("org_snapshots", "model_snapshots", "model_daily", "daily_usage")
+DATA_TABLES = (
+    "org_snapshots",
+    "model_snapshots",
+    "model_daily",
+    "daily_usage",
+    "key_usage",
+    "usage_revisions",
+)
 # Any of these marks a database as the collector's own (schema.sql).
 OWN_TABLES = ("meta", "org_snapshots", "model_snapshots", "daily_usage", "collection_runs")
 
@@ -88,6 +95,7 @@ _MODEL_SCHEMA = {
     "daily_generations": pl.Int64,
 }
 _USAGE_SCHEMA = {"date": pl.Date, "model": pl.String, "credits": pl.Int64}
+_KEY_SCHEMA = {"date": pl.Date, "api_key_id": pl.String, "model": pl.String, "credits": pl.Int64}
 _WINDOW_SCHEMA = {"start": pl.Date, "before": pl.Date}
 
 
@@ -336,6 +344,7 @@ def write_org_result(
             changed += _write_snapshot(con, run.org, snapshot)
         if windows:
             changed += _write_usage(con, run.org, windows, written_at)
+            changed += _write_key_usage(con, run.org, windows, written_at)
         _insert_run(con, run, status="ok", rows_changed=changed)
         con.commit()
     except BaseException:
@@ -446,7 +455,10 @@ def _write_usage(
 ) -> int:
     """Upsert the reported (date, model) credits and drop rows the API no longer reports.
 
-    ``collected_at`` moves only when a value changes, so identical data is a no-op.
+    ``collected_at`` moves only when a value changes, so identical data is a no-op. Every
+    change is kept in ``usage_revisions`` first (same transaction): a changed or dropped
+    value with its old and new credits, and a model new on a day an earlier collection
+    had already covered (old credits NULL).
     """
     rows = [r for w in windows for r in w.rows]
     usage = (
@@ -469,6 +481,7 @@ def _write_usage(
     con.register("_windows", spans)
     params = {"org": org, "now": now}
     try:
+        _record_revisions(con, params)
         upserted = _row_count(
             con,
             """
@@ -497,6 +510,101 @@ def _write_usage(
         )
     finally:
         unregister_quietly(con, "_new_usage", "_windows")
+    return int(upserted) + int(deleted)
+
+
+REVISIONS_SQL = """
+    INSERT OR REPLACE INTO usage_revisions
+        (org, date, model, seen_at, old_credits, new_credits, old_collected_at)
+    WITH covered AS (  -- the last earlier ok collection whose window held each new day
+        SELECT n.date, max(r.finished_at) AS covered_at
+        FROM (SELECT DISTINCT date FROM _new_usage) n
+        JOIN collection_runs r
+          ON r.org = $org AND r.status = 'ok'
+         AND r.usage_start <= n.date AND n.date < r.usage_before
+        GROUP BY n.date)
+    SELECT $org, n.date, n.model, $now, t.credits, n.credits, t.collected_at
+    FROM _new_usage n
+    JOIN daily_usage t ON t.org = $org AND t.date = n.date AND t.model = n.model
+    WHERE t.credits <> n.credits
+    UNION ALL
+    SELECT $org, n.date, n.model, $now, NULL, n.credits, c.covered_at
+    FROM _new_usage n JOIN covered c ON c.date = n.date
+    WHERE NOT EXISTS (
+        SELECT 1 FROM daily_usage t WHERE t.org = $org AND t.date = n.date AND t.model = n.model)
+    UNION ALL
+    SELECT d.org, d.date, d.model, $now, d.credits, NULL, d.collected_at
+    FROM daily_usage d
+    WHERE d.org = $org
+      AND EXISTS (SELECT 1 FROM _windows w WHERE d.date >= w.start AND d.date < w.before)
+      AND NOT EXISTS (SELECT 1 FROM _new_usage n WHERE n.date = d.date AND n.model = d.model)
+"""
+
+
+def _record_revisions(con: duckdb.DuckDBPyConnection, params: dict) -> None:
+    """Keep what the upsert is about to change (``_new_usage`` and ``_windows`` registered)."""
+    con.execute(REVISIONS_SQL, params)
+
+
+def _write_key_usage(
+    con: duckdb.DuckDBPyConnection, org: str, windows: Sequence[UsageWindow], now: datetime
+) -> int:
+    """Per-API-key credits of the windows the API answered with ``resultsByApiKey``:
+    upserted and replaced like ``daily_usage`` (a window without them is left alone)."""
+    answered = [w for w in windows if w.key_rows is not None]
+    if not answered:
+        return 0
+    rows = [r for w in answered for r in (w.key_rows or ())]
+    keys = (
+        pl.DataFrame(
+            {
+                "date": [r.date for r in rows],
+                "api_key_id": [r.api_key_id for r in rows],
+                "model": [r.model for r in rows],
+                "credits": [r.credits for r in rows],
+            },
+            schema=_KEY_SCHEMA,
+        )
+        .group_by("date", "api_key_id", "model")
+        .agg(pl.col("credits").sum())
+    )
+    spans = pl.DataFrame(
+        {"start": [w.start for w in answered], "before": [w.before for w in answered]},
+        schema=_WINDOW_SCHEMA,
+    )
+    con.register("_new_keys", keys)
+    con.register("_key_windows", spans)
+    try:
+        upserted = _row_count(
+            con,
+            """
+            MERGE INTO key_usage AS t
+            USING (SELECT $org AS org, date, api_key_id, model, credits FROM _new_keys) AS s
+            ON t.org = s.org AND t.date = s.date AND t.api_key_id = s.api_key_id
+               AND t.model = s.model
+            WHEN MATCHED AND t.credits <> s.credits THEN
+                UPDATE SET credits = s.credits, collected_at = $now
+            WHEN NOT MATCHED THEN
+                INSERT (org, date, api_key_id, model, credits, collected_at)
+                VALUES (s.org, s.date, s.api_key_id, s.model, s.credits, $now)
+            """,
+            {"org": org, "now": now},
+        )
+        deleted = _row_count(
+            con,
+            """
+            DELETE FROM key_usage AS d
+            WHERE d.org = $org
+              AND EXISTS (SELECT 1 FROM _key_windows w
+                          WHERE d.date >= w.start AND d.date < w.before)
+              AND NOT EXISTS (
+                  SELECT 1 FROM _new_keys n WHERE n.date = d.date
+                     AND n.api_key_id = d.api_key_id AND n.model = d.model)
+            """,
+            {"org": org},
+        )
+    finally:
+        unregister_quietly(con, "_new_keys", "_key_windows")
     return int(upserted) + int(deleted)
 
 

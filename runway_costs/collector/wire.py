@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import re
 from datetime import date, datetime
 
-from runway_costs.collector.models import ModelState, OrgSnapshot, UsageRow, UsageWindow
+from runway_costs.collector.models import (
+    KeyUsageRow,
+    ModelState,
+    OrgSnapshot,
+    UsageRow,
+    UsageWindow,
+)
 
+log = logging.getLogger("runway_costs.collector.wire")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MAX_SHOWN = 60
@@ -157,14 +165,7 @@ def parse_usage(body: object, start: date, before: date) -> UsageWindow:
     root = _Node(body, "")
     rows: dict[tuple[date, str], UsageRow] = {}
     for result in root.field("results").list():
-        date_node = result.field("date")
-        day = date_node.date()
-        if not start <= day < before:
-            raise FormatProblem(
-                date_node.path,
-                f"has '{date_node.path}' = {_shown(date_node.value)}, outside the requested "
-                f"window {start.isoformat()} .. {before.isoformat()} (exclusive)",
-            )
+        day = _window_day(result, start, before)
         for used in result.field("usedCredits").list():
             model_node = used.field("model")
             model = model_node.str()
@@ -177,4 +178,50 @@ def parse_usage(body: object, start: date, before: date) -> UsageWindow:
                 )
             rows[(day, model)] = UsageRow(date=day, model=model, credits=amount)
     ordered = tuple(rows[k] for k in sorted(rows))
-    return UsageWindow(start=start, before=before, rows=ordered)
+    try:
+        key_rows = _key_rows(root, start, before)
+    except FormatProblem as exc:
+        # Still "reserved for future use": a shape other than the SDK's costs the per-key
+        # figures of this window only (left as stored), never the organization's usage.
+        log.warning("resultsByApiKey ignored: the response %s", exc.problem)
+        key_rows = None
+    return UsageWindow(start=start, before=before, rows=ordered, key_rows=key_rows)
+
+
+def _window_day(result: _Node, start: date, before: date) -> date:
+    date_node = result.field("date")
+    day = date_node.date()
+    if not start <= day < before:
+        raise FormatProblem(
+            date_node.path,
+            f"has '{date_node.path}' = {_shown(date_node.value)}, outside the requested "
+            f"window {start.isoformat()} .. {before.isoformat()} (exclusive)",
+        )
+    return day
+
+
+def _key_rows(root: _Node, start: date, before: date) -> tuple[KeyUsageRow, ...] | None:
+    """``resultsByApiKey`` ("reserved for future use" in the official SDK): per day, net
+    credits per ``apiKeyId`` (and per ``model`` if the API ever adds it). Absent or null:
+    None (nothing known); a list is held to the same rules as ``results``."""
+    obj = root.object()
+    if obj.get("resultsByApiKey") is None:
+        return None
+    rows: dict[tuple[date, str, str], KeyUsageRow] = {}
+    for result in root.field("resultsByApiKey").list():
+        day = _window_day(result, start, before)
+        for used in result.field("usedCredits").list():
+            key_node = used.field("apiKeyId")
+            key = key_node.str()
+            model = "" if used.object().get("model") is None else used.field("model").str()
+            amount = used.field("amount").int()
+            if (day, key, model) in rows:
+                raise FormatProblem(
+                    key_node.path,
+                    f"reports API key {_shown(key)} twice for {day.isoformat()} "
+                    f"(again at '{key_node.path}')",
+                )
+            rows[(day, key, model)] = KeyUsageRow(
+                date=day, api_key_id=key, credits=amount, model=model
+            )
+    return tuple(rows[k] for k in sorted(rows))

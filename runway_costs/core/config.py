@@ -14,6 +14,7 @@ the key variables unset.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -53,12 +54,62 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+TAG_KEY_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
+MAX_TAG_VALUE = 200
+MAX_TAGS = 50
+MAX_KEY_LABELS = 1000
+
+
+def _check_text(what: str, value: object, limit: int) -> str:
+    """A tag value or a key label: a non-empty printable string of at most ``limit``."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what}: must be a string, got {value!r}")
+    if not value.strip() or len(value) > limit or not value.isprintable():
+        raise ValueError(f"{what}: must be 1..{limit} printable characters, got {value!r}")
+    return value
+
+
 class OrgConfig(_Strict):
-    """One Runway organization, named by the user (the API has no org name)."""
+    """One Runway organization, named by the user (the API has no org name).
+
+    ``tags`` describe the organization (team, cost center, ...): free keys, string values,
+    applied to its whole history when read (never stored per day). ``keys`` names its API
+    key ids (as the usage endpoint reports them in ``resultsByApiKey``) for reports.
+    """
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     api_key: SecretStr
     base_url: str = DEFAULT_BASE_URL
+    tags: dict[str, str] = Field(default_factory=dict)
+    keys: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags(cls, v: object) -> object:
+        if not isinstance(v, dict):
+            raise ValueError(f'tags must be a table of key = "value", got {v!r}')
+        if len(v) > MAX_TAGS:
+            raise ValueError(f"tags: at most {MAX_TAGS} keys")
+        for key, value in v.items():
+            if not re.match(TAG_KEY_PATTERN, str(key)):
+                raise ValueError(
+                    f"tags: key {key!r} must be 1..64 letters, digits, '_', '.' or '-'"
+                )
+            _check_text(f"tags.{key}", value, MAX_TAG_VALUE)
+        return v
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _keys(cls, v: object) -> object:
+        if not isinstance(v, dict):
+            raise ValueError(f'keys must be a table of "<apiKeyId>" = "label", got {v!r}')
+        if len(v) > MAX_KEY_LABELS:
+            raise ValueError(f"keys: at most {MAX_KEY_LABELS} entries")
+        for key, value in v.items():
+            _check_text("keys: an API key id", key, MAX_TAG_VALUE)
+            _check_text(f"keys.{key}", value, MAX_TAG_VALUE)
+        return v
+
     # Why the key could not be read, when settings were loaded without needing keys (the
     # key is then empty, and the API client refuses an empty key before any request).
     key_problem: str | None = None
@@ -85,9 +136,11 @@ class CollectionConfig(_Strict):
 
 
 class Budget(_Strict):
-    """A calendar-month budget for an organization, optionally for one model."""
+    """A calendar-month budget for an organization or a tag (``tag = "team=growth"``: the
+    organizations carrying that tag, together), optionally for one model."""
 
-    org: str = Field(min_length=1)
+    org: str | None = Field(None, min_length=1)
+    tag: str | None = Field(None, min_length=3, max_length=300)
     model: str | None = Field(None, min_length=1)
     credits: int | None = Field(None, gt=0, le=MAX_CREDITS)
     usd: float | None = Field(None, gt=0)
@@ -105,11 +158,43 @@ class Budget(_Strict):
             raise ValueError("set credits or usd, not both")
         return v
 
+    @field_validator("tag")
+    @classmethod
+    def _tag_pair(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        key, sep, value = v.partition("=")
+        if not sep or not re.match(TAG_KEY_PATTERN, key) or not value.strip():
+            raise ValueError(f'tag must be written key=value (e.g. "team=growth"), got {v!r}')
+        return v
+
     @model_validator(mode="after")
     def _amount(self) -> Budget:
+        if (self.org is None) == (self.tag is None):
+            raise ValueError("a budget names an org or a tag (one of them)")
         if self.credits is None and self.usd is None:
-            raise ValueError(f"budget for {self.org!r} needs credits or usd")
+            raise ValueError(f"budget for {self.label!r} needs credits or usd")
         return self
+
+    @property
+    def tag_pair(self) -> tuple[str, str] | None:
+        """(key, value) of a tag budget, None for an organization's."""
+        if self.tag is None:
+            return None
+        key, _, value = self.tag.partition("=")
+        return key, value
+
+    @property
+    def label(self) -> str:
+        """What the budget covers: the org name, or ``tag team=growth``."""
+        return self.org if self.org is not None else f"tag {self.tag}"
+
+    def covers(self, org: str, tags: dict[str, str]) -> bool:
+        """Whether an organization (with its tags) counts against this budget."""
+        if self.org is not None:
+            return self.org == org
+        pair = self.tag_pair
+        return pair is not None and tags.get(pair[0]) == pair[1]
 
 
 class AlertThresholds(_Strict):
@@ -197,6 +282,24 @@ class Settings(_Strict):
                     f"budgets[{i}]: usd {b.usd:g} is less than one credit (USD {self.credit_usd:g})"
                 )
         return self
+
+    def tags_of(self, org: str) -> dict[str, str]:
+        """The tags configured for ``org`` (none for an organization not in the config)."""
+        for o in self.orgs:
+            if o.name == org:
+                return dict(o.tags)
+        return {}
+
+    def tag_keys(self) -> list[str]:
+        """Every tag key used by some configured organization, sorted."""
+        return sorted({k for o in self.orgs for k in o.tags})
+
+    def budget_orgs(self, budget: Budget, known: list[str] | None = None) -> list[str]:
+        """The organizations a budget covers: its org, or every org carrying its tag."""
+        if budget.org is not None:
+            return [budget.org]
+        names = [o.name for o in self.orgs] if known is None else known
+        return sorted(n for n in names if budget.covers(n, self.tags_of(n)))
 
     def org(self, name: str) -> OrgConfig:
         for o in self.orgs:
@@ -343,6 +446,12 @@ def load_settings(
         raise ConfigError(f"{source}: {exc}") from None
     if orgs_raw is not None:
         _check_budget_orgs(settings, source)
+    else:
+        for i, b in enumerate(settings.budgets):
+            if b.tag is not None:
+                raise ConfigError(
+                    f"{source}: budgets[{i}].tag: tags are set on [[orgs]], and there are none"
+                )
     if require_orgs and not settings.orgs:
         raise ConfigError(
             f"no organization configured: set {ENV_KEY} (and optionally {ENV_BASE_URL}), "
@@ -356,6 +465,12 @@ def _check_budget_orgs(settings: Settings, source: str) -> None:
     compared with any spend)."""
     names = [o.name for o in settings.orgs]
     for i, b in enumerate(settings.budgets):
+        if b.tag is not None:
+            if not settings.budget_orgs(b):
+                raise ConfigError(
+                    f"{source}: budgets[{i}].tag: no organization in [[orgs]] has tag {b.tag!r}"
+                )
+            continue
         if b.org not in names:
             raise ConfigError(
                 f"{source}: budgets[{i}].org: {b.org!r} is not an organization in [[orgs]] "

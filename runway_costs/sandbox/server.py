@@ -46,8 +46,9 @@ class SandboxServer:
         port: int = 0,
         orgs: Sequence[OrgSpec] | None = None,
         clock: Clock = system_clock,
+        api_keys: int = 0,
     ) -> None:
-        specs = list(orgs) if orgs is not None else default_specs(n_orgs)
+        specs = list(orgs) if orgs is not None else default_specs(n_orgs, api_keys)
         self.world = World(specs, seed=seed, now=now, clock=clock)
         self.state = SandboxState(self.world, faults)
         self._port = port

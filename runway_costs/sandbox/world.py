@@ -40,6 +40,9 @@ LATE_MODEL_DAYS = 45  # a profile's "late" models first appear this many days be
 MIN_PURCHASE = 1_000  # USD 10
 WEEKDAY_FACTOR = (1.16, 1.16, 1.16, 1.16, 1.16, 0.6, 0.5)  # Monday..Sunday
 _FALLBACK_MODEL = ModelInfo("video", 1, 100)
+# How a day's net credits are split across an org's API keys (tenths; the last key takes
+# the remainder, so the keys always add up to the day): 1, 2 or 3 keys.
+KEY_SPLITS = {1: (), 2: (6,), 3: (5, 3)}
 LIMIT_FIELDS = ("maxConcurrentGenerations", "maxDailyGenerations")
 
 
@@ -66,6 +69,24 @@ def api_key_for(seed: int, name: str) -> str:
     """Deterministic, recognisable key: same seed and name, same key."""
     digest = hashlib.blake2b(f"runway-sandbox|{seed}|{name}".encode(), digest_size=24)
     return "key_" + digest.hexdigest()
+
+
+def api_key_ids(seed: int, name: str, n: int) -> list[str]:
+    """The ids of an organization's ``n`` API keys, as ``resultsByApiKey`` names them
+    (deterministic, UUID-shaped; ids, not secrets)."""
+    out = []
+    for i in range(n):
+        h = hashlib.blake2b(f"runway-sandbox-key-id|{seed}|{name}|{i}".encode(), digest_size=16)
+        x = h.hexdigest()
+        out.append(f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}")
+    return out
+
+
+def split_across_keys(total: int, n: int) -> list[int]:
+    """``total`` credits split across ``n`` keys by ``KEY_SPLITS`` (floor division of the
+    tenths, the last key the remainder): e.g. 1,000 over 3 keys is 500, 300, 200."""
+    parts = [total * tenths // 10 for tenths in KEY_SPLITS[n]]
+    return [*parts, total - sum(parts)]
 
 
 def week_aligned(anchor: date) -> date:
@@ -98,6 +119,9 @@ class OrgSpec:
     purchases: Mapping[date | str, int] | None = None
     api_key: str | None = None
     profile: Profile | None = None
+    # Fill ``apiKeys`` / ``resultsByApiKey``: each day's net credits split across this many
+    # API key ids (``KEY_SPLITS``); 0 serves them as null, as the API does today.
+    api_keys: int = 0
 
     @property
     def scripted(self) -> bool:
@@ -138,6 +162,8 @@ class Org:
         spec = self.spec
         if spec.tier not in TIERS:
             raise ValueError(f"org {spec.name!r}: tier must be 1..5, got {spec.tier}")
+        if spec.api_keys and spec.api_keys not in KEY_SPLITS:
+            raise ValueError(f"org {spec.name!r}: api_keys must be 0..3, got {spec.api_keys}")
         if spec.scripted:
             self._script = {
                 _as_date(d): {m: int(a) for m, a in amounts.items()}
@@ -182,6 +208,20 @@ class Org:
             return sorted({m for amounts in self._script.values() for m in amounts})
         launch = self.anchor - timedelta(days=LATE_MODEL_DAYS)
         return [m for m, _ in self.profile.mix if m not in self.profile.late or today >= launch]
+
+    @property
+    def key_ids(self) -> list[str]:
+        """The ids ``resultsByApiKey`` reports for this organization ([] when not served)."""
+        return api_key_ids(self.seed, self.name, self.spec.api_keys)
+
+    def served_by_key(self, day: date, now: datetime) -> dict[str, int]:
+        """Net credits per API key id for ``day`` at ``now``: the day's served total split
+        by ``split_across_keys`` (zeros dropped)."""
+        if not self.spec.api_keys:
+            return {}
+        total = sum(self.served_amounts(day, now).values())
+        parts = split_across_keys(total, self.spec.api_keys)
+        return {k: a for k, a in zip(self.key_ids, parts, strict=True) if a != 0}
 
     # --- simulation ---------------------------------------------------------------
     def record(self, day: date) -> DayRecord:
@@ -362,9 +402,11 @@ class World:
         n_orgs: int | None = None,
         now: str | datetime | None = None,
         clock: Clock = system_clock,
+        api_keys: int = 0,
     ) -> World:
-        """Default 3 organizations (studio/agency/indie) or ``n_orgs`` cycling all 5 tiers."""
-        return cls(default_specs(n_orgs), seed=seed, now=now, clock=clock)
+        """Default 3 organizations (studio/agency/indie) or ``n_orgs`` cycling all 5 tiers;
+        ``api_keys``: split each one's usage across that many API keys (0: not served)."""
+        return cls(default_specs(n_orgs, api_keys), seed=seed, now=now, clock=clock)
 
     # --- clock -----------------------------------------------------------------------
     def now(self) -> datetime:
@@ -418,7 +460,9 @@ class World:
         now = now or self.now()
         last = min(before - timedelta(days=1), now.date())
         results: list[dict] = []
+        by_key: list[dict] = []
         seen: set[str] = set()
+        keys_seen: set[str] = set()
         d = start
         while d <= last:
             amounts = org.served_amounts(d, now)
@@ -429,18 +473,31 @@ class World:
                     "usedCredits": [{"model": m, "amount": a} for m, a in sorted(amounts.items())],
                 }
             )
+            if org.spec.api_keys:
+                keys = org.served_by_key(d, now)
+                keys_seen.update(keys)
+                by_key.append(
+                    {
+                        "date": d.isoformat(),
+                        "usedCredits": [
+                            {"apiKeyId": k, "amount": a} for k, a in sorted(keys.items())
+                        ],
+                    }
+                )
             d += timedelta(days=1)
         return {
             "results": results,
             "models": sorted(seen),
-            "apiKeys": None,
-            "resultsByApiKey": None,
+            "apiKeys": sorted(keys_seen) if org.spec.api_keys else None,
+            "resultsByApiKey": by_key if org.spec.api_keys else None,
         }
 
 
-def default_specs(n_orgs: int | None = None) -> list[OrgSpec]:
+def default_specs(n_orgs: int | None = None, api_keys: int = 0) -> list[OrgSpec]:
     """The 3 default organizations, or ``n`` cycling the 5 tier profiles
-    (studio, agency, indie, enterprise, network, studio-2, ...)."""
+    (studio, agency, indie, enterprise, network, studio-2, ...). ``api_keys`` (1..3; 0:
+    none served): the 1st, 3rd, 5th ... org splits its usage across that many API keys,
+    the others across one fewer (at least 1), so organizations differ in key count."""
     n = 3 if n_orgs is None else n_orgs
     if n < 1:
         raise ValueError(f"n_orgs must be at least 1, got {n}")
@@ -449,5 +506,6 @@ def default_specs(n_orgs: int | None = None) -> list[OrgSpec]:
         p = PROFILES[i % len(PROFILES)]
         lap = i // len(PROFILES)
         name = p.name if lap == 0 else f"{p.name}-{lap + 1}"
-        specs.append(OrgSpec(name=name, tier=p.tier, profile=p))
+        keys = api_keys if i % 2 == 0 else max(1, api_keys - 1)
+        specs.append(OrgSpec(name=name, tier=p.tier, profile=p, api_keys=keys if api_keys else 0))
     return specs

@@ -90,3 +90,32 @@ def test_sdk_raises_its_own_errors_for_sandbox_errors(sandbox):
     assert bad.value.status_code == 400
     assert bad.value.body["error"] == "Validation of body failed"
     assert bad.value.body["issues"][0]["path"] == ["startDate"]
+
+
+def test_per_api_key_fields_validate_with_sdk_model_and_add_up():
+    """--api-keys: apiKeys and resultsByApiKey filled in the SDK's own shape (its types
+    still call them reserved), each day's keys adding up to the day's results."""
+    from runway_costs.sandbox.server import SandboxServer
+
+    with (
+        SandboxServer(seed=7, now="2026-11-24T12:00:00Z", api_keys=3) as sb,
+        runwayml.RunwayML(api_key=sb.key("studio"), base_url=sb.base_url, max_retries=0) as c,
+    ):
+        raw = c.organization.with_raw_response.retrieve_usage(
+            start_date="2026-11-01", before_date="2026-11-25"
+        ).http_response
+        ids = sb.world.org("studio").key_ids
+        agency_ids = sb.world.org("agency").key_ids
+    usage = OrganizationRetrieveUsageResponse.model_validate_json(raw.text, strict=True)
+    assert usage.model_extra == {}
+    assert len(ids) == 3 and len(agency_ids) == 2  # every other org one key fewer
+    assert usage.api_keys == sorted(ids)
+    assert usage.results_by_api_key is not None
+    assert [r.date for r in usage.results_by_api_key] == [r.date for r in usage.results]
+    for day, keys in zip(usage.results, usage.results_by_api_key, strict=True):
+        total = sum(c.amount for c in day.used_credits)
+        parts = {c.api_key_id: c.amount for c in keys.used_credits}
+        assert sum(parts.values()) == total
+        # the split: 5/10 and 3/10 of the day (floored), the last key the rest
+        assert parts.get(ids[0], 0) == total * 5 // 10
+        assert parts.get(ids[1], 0) == total * 3 // 10
