@@ -116,7 +116,11 @@ def backtest_cmd(
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Month-end forecasts made on days 7, 14, 21 of past months vs the naive baseline."""
+    """Month-end forecasts made on days 7, 14, 21 of past months vs the naive baseline.
+
+    MAPE of the forecast and of the naive baseline, and how often the 80% interval held
+    the actual month total (its coverage), overall and per origin day.
+    """
     settings = settings_from(config, db)
     with read_db(settings.db_path) as con:
         names = pick_orgs(con, [o.name for o in settings.orgs], org)
@@ -129,6 +133,18 @@ def backtest_cmd(
                 {
                     "mape_forecast": round(result.mape_forecast or 0, 4),
                     "mape_naive": round(result.mape_naive or 0, 4),
+                    "interval_coverage": round(result.coverage or 0, 4),
+                    "interval_nominal": 0.8,
+                    "by_origin_day": [
+                        {
+                            "origin_day": r["origin_day"],
+                            "forecasts": r["forecasts"],
+                            "mape_forecast": round(r["mape_forecast"], 4),
+                            "mape_naive": round(r["mape_naive"], 4),
+                            "interval_coverage": round(r["coverage"], 4),
+                        }
+                        for r in result.by_origin().iter_rows(named=True)
+                    ],
                     "forecasts": [
                         {**row, "month": row["month"].isoformat()}
                         for row in result.rows.iter_rows(named=True)
@@ -139,7 +155,8 @@ def backtest_cmd(
         )
         return
     table = Table(title="Month-end forecast backtest (credits)")
-    for col in ("org", "month", "day", "actual", "forecast", "error", "naive", "naive error"):
+    columns = ("org", "month", "day", "actual", "forecast", "80% range", "error", "naive")
+    for col in (*columns, "naive error"):
         table.add_column(col, justify="left" if col in ("org", "month") else "right")
     for r in result.rows.iter_rows(named=True):
         table.add_row(
@@ -148,15 +165,29 @@ def backtest_cmd(
             str(r["origin_day"]),
             f"{r['actual']:,}",
             f"{r['forecast']:,}",
+            f"{r['low']:,}-{r['high']:,}" + ("" if r["covered"] else " (missed)"),
             f"{r['ape_forecast']:.1%}",
             f"{r['naive']:,}",
             f"{r['ape_naive']:.1%}",
         )
     console.print(table)
+    summary = Table(title="By origin day")
+    for col in ("day", "forecasts", "MAPE", "naive MAPE", "80% interval held"):
+        summary.add_column(col, justify="right")
+    for r in result.by_origin().iter_rows(named=True):
+        summary.add_row(
+            str(r["origin_day"]),
+            str(r["forecasts"]),
+            f"{r['mape_forecast']:.2%}",
+            f"{r['mape_naive']:.2%}",
+            f"{r['coverage']:.0%}",
+        )
+    console.print(summary)
     console.print(
         f"MAPE: forecast {result.mape_forecast:.2%}, naive baseline {result.mape_naive:.2%} "
         f"({result.rows.height} forecasts)"
     )
+    console.print(f"80% interval: held the actual month total in {result.coverage:.0%} of them")
 
 
 def register(app: typer.Typer) -> None:
