@@ -44,6 +44,15 @@ HostOption = Annotated[
     ),
 ]
 PortOption = Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to serve on")]
+MetricsPortOption = Annotated[
+    int,
+    typer.Option(
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="Port for Prometheus /metrics on the same host (0: do not serve it)",
+    ),
+]
 
 
 class _Stop:
@@ -126,21 +135,38 @@ def up(
     config: ConfigOption = None,
     host: HostOption = "127.0.0.1",
     port: PortOption = DEFAULT_PORT,
+    metrics_port: MetricsPortOption = 9464,
 ) -> None:
     """Run the scheduler and the dashboard together; Ctrl-C (or SIGTERM) stops both.
+
+    Prometheus /metrics is served beside them on --metrics-port (see `metrics`).
 
     Exit 0 after a clean stop, 2 on bad config / busy port / unprotected host or when a
     scheduler already runs on the database, 1 if the dashboard dies on its own.
     """
     from runway_costs.cli.collect_cmd import configure_logging, result_table
+    from runway_costs.cli.metrics_cmd import MetricsError, check_metrics_bind, start_metrics
 
     settings = settings_from(config, db, require_orgs=True)
+    if metrics_port:
+        try:  # refused before anything starts, like the dashboard's own bind check
+            check_metrics_bind(host)
+        except MetricsError as exc:
+            raise fail(str(exc), EXIT_USAGE) from None
     stopper = _Stop()
     stopper.install()  # run_scheduler installs its own (setting the same event) later
     started = _start_checked(settings, host, port, stopper)
     if started is None:
         raise typer.Exit(EXIT_OK)
     server = started
+    metrics = None
+    if metrics_port:
+        try:
+            metrics = start_metrics(settings, cli_clock(), host, metrics_port)
+        except MetricsError as exc:
+            server.stop()
+            raise fail(str(exc), EXIT_USAGE) from None
+        console.print(f"[bold]metrics:[/] {metrics.url}", highlight=False)
     stop = stopper.event
     died = threading.Event()
 
@@ -167,6 +193,8 @@ def up(
     finally:
         stop.set()
         server.stop()
+        if metrics is not None:
+            metrics.stop()
     if died.is_set():
         raise fail("the dashboard server stopped unexpectedly", EXIT_PARTIAL)
     raise typer.Exit(EXIT_OK)

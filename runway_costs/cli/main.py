@@ -63,6 +63,10 @@ COMMANDS: dict[str, Entry] = {
         "runway_costs.cli.dashboard_cmd",
         "Run the scheduler and the dashboard together; Ctrl-C (or SIGTERM) stops both.",
     ),
+    "metrics": Entry(
+        "runway_costs.cli.metrics_cmd",
+        "Serve Prometheus /metrics from the published snapshot (read-only; needs no API key).",
+    ),
     "export": Entry("runway_costs.cli.report_cmd", "Export collected data."),
     "statement": Entry(
         "runway_costs.cli.statement_cmd",
