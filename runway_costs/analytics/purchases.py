@@ -34,7 +34,9 @@ Public API:
   e.g. "1,200", "0 since 2026-11-25 00:00 UTC (1 of 30 days known)", "unknown: ...".
 - ``PurchasesWindow.of(observed_days, observed_since, balances_since=None)``: the window
   as a value: ``known``, ``complete`` (all 30 days), ``days``, ``since``, ``reason`` and
-  ``text`` ("in the last 30 days", "since ...", "unknown: ...").
+  ``text`` ("in the last 30 days", "since ...", "unknown: ..."); what follows for the
+  figures derived from it: ``headroom_text(credits)`` ("260,000", "at most 260,000 ...")
+  and ``assumption`` (None, or the line every headroom / cap-bound figure must carry).
 """
 
 from __future__ import annotations
@@ -250,6 +252,32 @@ class PurchasesWindow:
             return f"unknown: {self.reason}"
         assert self.since is not None
         return f"since {_utc(self.since)} ({self.days} of {PURCHASE_WINDOW_DAYS} days known)"
+
+    @property
+    def assumption(self) -> str | None:
+        """What a figure derived from the bought amount (left to buy under the cap, the
+        date the cap binds) assumes when the window is not whole; None when it is."""
+        if self.complete:
+            return None
+        if not self.known:
+            return (
+                f"purchases in the last {PURCHASE_WINDOW_DAYS} days are unknown "
+                f"({self.reason}): counted as none, so this is a best case"
+            )
+        assert self.since is not None
+        return (
+            f"purchases before {_utc(self.since)} are unknown and counted as none, "
+            "so this is a best case"
+        )
+
+    def headroom_text(self, credits: int | None) -> str:
+        """Left to buy under the cap, in words: the figure when the whole window is known,
+        else "at most N" (purchases before the known days could only lower it)."""
+        if credits is None:
+            return "unknown"
+        if self.complete:
+            return f"{credits:,}"
+        return f"at most {credits:,}"
 
 
 def describe_purchases(

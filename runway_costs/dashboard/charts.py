@@ -20,15 +20,19 @@ def _bars(frame: pl.DataFrame, what: str, scope: Scope, **encoding: Any) -> alt.
     return chart.mark_bar().encode(**encoding)
 
 
-def stacked_daily(daily: pl.DataFrame, scope: Scope) -> alt.Chart:
+def stacked_daily(
+    daily: pl.DataFrame, scope: Scope, column: str = "model", title: str = "model"
+) -> alt.Chart:
+    """Credits per day stacked by ``column`` (a model, an organization, a tag's value or
+    an API key), named ``title`` in the chart title and legend."""
     return _bars(
         daily,
-        "Credits per day by model",
+        f"Credits per day by {title}",
         scope,
         x=alt.X("date:T", title="day (UTC)"),
         y=alt.Y("sum(credits):Q", title="credits"),
-        color=alt.Color("model:N", title="model"),
-        tooltip=["date:T", "model:N", "credits:Q"],
+        color=alt.Color(f"{column}:N", title=title),
+        tooltip=["date:T", f"{column}:N", "credits:Q"],
     )
 
 

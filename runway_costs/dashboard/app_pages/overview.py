@@ -6,6 +6,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from runway_costs.dashboard import charts, ui, views
+from runway_costs.dashboard.context import get_settings
 
 
 def render() -> None:
@@ -39,7 +40,18 @@ def render() -> None:
     c.metric("Month-end forecast (USD)", ui.num(data.usd(data.month_end_mid), 2))
     d.metric("30-day purchase cap (credits)", ui.num(data.cap_credits))
     _bought(d, data)
-    d.metric("Left to buy under the cap", ui.num(data.headroom_credits))
+    d.metric(
+        "Left to buy under the cap",
+        data.headroom_text,
+        help="the 30-day purchase cap minus what was bought in the window",
+    )
+    if data.purchases_assumption:
+        most = (
+            f"At most {data.headroom_credits:,} (the whole cap): "
+            if not data.purchases_window.known and data.headroom_credits is not None
+            else ""
+        )
+        d.caption(f"⚠️ {most}{ui.md(data.purchases_assumption)}.")
 
     e, f, g = st.columns(3)
     runout = (
@@ -62,6 +74,10 @@ def render() -> None:
         help="the first day the credits needed to keep spending at the forecast rate "
         "would exceed the 30-day purchase cap (buying only what the balance lacks)",
     )
+    if data.purchases_assumption and data.cap_bound_date is not None:
+        f.caption(f"⚠️ {ui.md(data.purchases_assumption)}: the cap may bind sooner.")
+    elif data.purchases_assumption:
+        f.caption(f"⚠️ {ui.md(data.purchases_assumption)}.")
     g.metric("Open alerts", str(data.open_alerts))
     if data.open_alerts:
         g.page_link("app_pages/alerts.py", label="See the alerts")
@@ -70,8 +86,21 @@ def render() -> None:
         charts.cumulative_window(data.window, data.cap_credits, sel.scope), width="stretch"
     )
     if len(sel.scope.orgs) > 1:
-        st.subheader("Per organization")
-        ui.table(data.per_org, "overview_orgs")
+        settings = get_settings()
+        keys = settings.tag_keys()
+        choice = st.selectbox(
+            "Group by",
+            ["org", *keys],
+            format_func=lambda v: "organization" if v == "org" else f"tag: {v}",
+            key="overview_group_by",
+            help="tags come from [[orgs]] in the config",
+        )
+        if choice == "org":
+            st.subheader("Per organization")
+            ui.table(data.per_org, "overview_orgs")
+        else:
+            st.subheader(f"Per {ui.md(choice)}")
+            ui.table(views.overview_groups(data, settings, choice), "overview_groups")
 
 
 def _bought(col: DeltaGenerator, data: views.Overview) -> None:

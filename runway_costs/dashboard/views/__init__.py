@@ -22,7 +22,13 @@ from runway_costs.dashboard.views.common import (
     reader,
 )
 from runway_costs.dashboard.views.limits import LimitsData, limits
-from runway_costs.dashboard.views.overview import Overview, as_of_time, overview, scope_budget
+from runway_costs.dashboard.views.overview import (
+    Overview,
+    as_of_time,
+    overview,
+    overview_groups,
+    scope_budget,
+)
 from runway_costs.dashboard.views.planner import (
     EDIT_COLUMNS,
     PlannerData,
@@ -57,6 +63,7 @@ __all__ = [
     "limits",
     "open_alert_count",
     "overview",
+    "overview_groups",
     "plan_feasibility",
     "plan_rows_from_file",
     "price_records",

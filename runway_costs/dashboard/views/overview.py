@@ -18,6 +18,7 @@ import polars as pl
 from runway_costs.analytics import forecast as forecast_mod
 from runway_costs.analytics import purchases as purchases_mod
 from runway_costs.analytics import spend as spend_mod
+from runway_costs.analytics.tags import with_tag
 from runway_costs.core import money
 from runway_costs.core.config import Settings
 from runway_costs.core.money import CREDIT_USD
@@ -80,6 +81,52 @@ class Overview:
 
     def usd(self, credits: int | None) -> float | None:
         return None if credits is None else money.usd(credits, self.credit_usd)
+
+    @property
+    def headroom_text(self) -> str:
+        """ "Left to buy under the cap": the figure only when every bought day is known,
+        else "at most N" or "unknown" (never a cap minus an assumed zero, unsaid)."""
+        window = self.purchases_window
+        if not window.known:
+            return "unknown"
+        return window.headroom_text(self.headroom_credits)
+
+    @property
+    def purchases_assumption(self) -> str | None:
+        """The line the headroom and cap-bound figures carry while purchases are unknown
+        or partial (analytics.purchases.PurchasesWindow.assumption)."""
+        return self.purchases_window.assumption
+
+
+def overview_groups(data: Overview, settings: Settings, tag_key: str) -> pl.DataFrame:
+    """The per-organization figures rolled up by tag ``tag_key`` (the config's tags now):
+    group, orgs, balance, month to date, month-end forecast (sum of the organizations'),
+    the tag's organization-wide budget, the earliest run-out and cap-bound dates."""
+    tagged = with_tag(data.per_org, settings, tag_key)
+    grouped = (
+        tagged.group_by("group")
+        .agg(
+            orgs=pl.col("org").sort().str.join(", "),
+            balance_credits=pl.col("balance_credits").sum(),
+            mtd_credits=pl.col("mtd_credits").sum(),
+            month_end_mid=pl.col("month_end_mid").sum(),
+            runout_date=pl.col("runout_date").min(),
+            cap_bound_date=pl.col("cap_bound_date").min(),
+        )
+        .sort("group")
+    )
+    budgets = {
+        value: sum(
+            b.monthly_credits(settings.credit_usd)
+            for b in settings.budgets
+            if b.tag_pair == (tag_key, value) and b.model is None
+        )
+        or None
+        for value in grouped["group"].to_list()
+    }
+    return grouped.with_columns(
+        budget_credits=pl.col("group").replace_strict(budgets, return_dtype=pl.Int64)
+    ).rename({"group": tag_key})
 
 
 def scope_budget(settings: Settings, scope: Scope) -> int | None:
