@@ -34,7 +34,7 @@ from typing import Any
 
 import polars as pl
 
-from runway_costs.analytics.rates import RateTable
+from runway_costs.analytics.rates import AUDIO_MODES, PER_UNITS, RateTable
 from runway_costs.core.money import MAX_CREDITS
 
 PLAN_FIELDS = (
@@ -161,7 +161,7 @@ def plan_from_bytes(data: bytes, source: str, suffix: str, rates: RateTable) -> 
     suffix = suffix.lower()
     is_json = suffix == ".json" or (suffix != ".csv" and text.lstrip()[:1] in "[{")
     try:
-        parsed = _parse_json(text) if is_json else _parse_csv(text)
+        parsed = _parse_json(text) if is_json else _parse_csv(text, data)
     except PlanError as exc:
         raise PlanError(source, exc.issues, json_rows=is_json) from None
     return _validate(source, parsed, rates, json_rows=is_json)
@@ -217,14 +217,14 @@ def _from_lists(
     return _Parsed(raw, frozenset(columns), issues)
 
 
-def _parse_csv(text: str) -> _Parsed:
+def _parse_csv(text: str, data: bytes | None = None) -> _Parsed:
     """The CSV plan: the polars fast path when it can decide the whole file, else the csv
     module line by line. Both give the same rows, values, line numbers and messages."""
-    fast = _parse_csv_fast(text)
+    fast = _parse_csv_fast(text, data)
     return fast if fast is not None else _from_lists(*_parse_csv_rows(text))
 
 
-def _parse_csv_fast(text: str) -> _Parsed | None:
+def _parse_csv_fast(text: str, data: bytes | None = None) -> _Parsed | None:
     """Parse a CSV plan with polars, as ``csv.reader`` (default dialect) would, or return
     None when this path cannot be sure it would (the caller then uses the csv module).
 
@@ -252,29 +252,28 @@ def _parse_csv_fast(text: str) -> _Parsed | None:
     names = _column_names(header, 1, None, issues)
     width = len(header)
     c = pl.col
-    # polars strips what Rust calls whitespace; Python's str.strip also U+001C..U+001F
-    odd_space = any(ch in text for ch in "\x1c\x1d\x1e\x1f")
-
-    def strip(e: pl.Expr) -> pl.Expr:
-        return e.str.strip_chars(_PY_WHITESPACE) if odd_space else e.str.strip_chars()
-
-    whole = pl.Series("_text", [text.encode()], dtype=pl.Binary).cast(pl.String)
-    body = (
-        whole.to_frame()
-        .lazy()
-        .select(c("_text").str.split("\n"))
-        .explode("_text")
-        .with_row_index("line", offset=1)
-        .filter(c("line") > 1)  # the header
-        .select(c("line").cast(pl.Int64), c("_text").str.strip_suffix("\r"))
-        # blank (only whitespace and commas): csv reads empty fields, skipped like csv does
-        .filter(~c("_text").str.contains(r"^[\s\x1c-\x1f,]*$"))
-        .with_columns(_quoted=c("_text").str.contains('"', literal=True))
-        .collect()
-    )
-    longest = body.select(c("_text").str.len_chars().max()).item()
+    if data is None:  # the file's bytes (a BOM is on the header line, which is skipped)
+        data = text.encode()
+    lines = _csv_lines(data)
+    if lines is None:
+        return None
+    blank = c("_text").str.contains(r"^[\s\x1c-\x1f,]*$")  # csv reads empty fields: skipped
+    quote = c("_text").str.contains('"', literal=True)
+    longest, n_blank, n_quoted, n_ragged = lines.select(
+        c("_text").str.len_chars().max().alias("longest"),
+        blank.sum().alias("blank"),
+        quote.sum().alias("quoted"),
+        (c("_text").str.count_matches(",", literal=True) != width - 1).sum().alias("ragged"),
+    ).row(0)
     if longest is not None and longest > csv.field_size_limit():
         return None
+    if not (n_blank or n_quoted or n_ragged):  # the usual plan: polars reads the fields
+        regular = _regular_fields(data, width, lines.height)
+        if regular is not None:
+            del lines
+            return _finish(regular, names, issues, 0)
+    body = lines.filter(~blank).with_columns(_quoted=quote)
+    del lines
     quoted = _read_quoted_lines(body.filter(c("_quoted")), width)
     if quoted is None:
         return None
@@ -313,23 +312,76 @@ def _parse_csv_fast(text: str) -> _Parsed | None:
         )
         for line, n in ragged.head(MAX_ERRORS).iter_rows()
     )
-    named = [(f"_f{i}", name) for i, name in enumerate(names) if name]
-    kept = split.filter(c("_ok")).select("line", *[c(f).alias(name) for f, name in named])
+    named = [f"_f{i}" for i, name in enumerate(names) if name]
+    kept = split.filter(c("_ok")).select("line", *named)
     del split
     if q_rows.height:
-        q_kept = q_rows.select("line", *[c(f).alias(name) for f, name in named])
-        kept = pl.concat([kept, q_kept]).sort("line")
-    present = [name for _, name in named]
-    kept = kept.with_columns(strip(c(f)) for f in present)
-    raw = kept.with_row_index("row", offset=1).select(
+        kept = pl.concat([kept, q_rows.select("line", *named)]).sort("line")
+    return _finish(kept, names, issues, omitted)
+
+
+def _csv_lines(data: bytes) -> pl.DataFrame | None:
+    """The body lines (``line`` from 2, ``_text`` without its line end) of a file whose
+    only line ends are LF and CRLF, or None if polars did not give one row per line."""
+    c = pl.col
+    lines = pl.read_csv(
+        data,
+        has_header=False,
+        separator="\x00",  # not in the file (checked): one column, the whole line
+        quote_char=None,
+        infer_schema=False,
+        new_columns=["_text"],
+    )
+    if lines.height != data.count(b"\n") + (0 if data.endswith(b"\n") else 1):
+        return None
+    return (
+        lines.lazy()
+        .with_row_index("line", offset=1)
+        .filter(c("line") > 1)  # the header
+        .select(c("line").cast(pl.Int64), c("_text").fill_null("").str.strip_suffix("\r"))
+        .collect()
+    )
+
+
+def _regular_fields(data: bytes, width: int, n_lines: int) -> pl.DataFrame | None:
+    """Fields ``_f0``.. of a body with no blank, quoted or ragged line: polars' CSV reader
+    with no quoting is then the split on commas; None if it does not give every line."""
+    if not n_lines:
+        return None
+    fields = pl.read_csv(
+        data,
+        has_header=False,
+        skip_rows=1,
+        quote_char=None,
+        infer_schema=False,
+        new_columns=[f"_f{i}" for i in range(width)],
+    )
+    if fields.height != n_lines or fields.width != width:
+        return None
+    return fields.with_row_index("line", offset=2).with_columns(pl.col("line").cast(pl.Int64))
+
+
+def _finish(
+    fields: pl.DataFrame,
+    names: list[str | None],
+    issues: list[PlanIssue],
+    omitted: int,
+) -> _Parsed:
+    """Rows (``line`` + ``_f0``..) as the raw plan: named fields, stripped, empty is null."""
+    c = pl.col
+    named = {name: f"_f{i}" for i, name in enumerate(names) if name}
+    fields = fields.select("line", *named.values())
+    edge_space = r"^[\s\x1c-\x1f]|[\s\x1c-\x1f]$"  # str.isspace: Unicode's and U+001C..1F
+    padded = fields.select(c(f).str.contains(edge_space).any() for f in named.values()).row(0)
+    for f, pad in zip(named.values(), padded, strict=True):  # one column at a time
+        value = c(f).str.strip_chars(_PY_WHITESPACE) if pad else c(f)
+        fields = fields.with_columns(pl.when(value != "").then(value).alias(f))
+    raw = fields.with_row_index("row", offset=1).select(
         "line",
         c("row").cast(pl.Int64),
-        *[
-            (pl.when(c(f) != "").then(c(f)) if f in present else pl.lit(None, pl.String)).alias(f)
-            for f in PLAN_FIELDS
-        ],
+        *[(c(named[f]) if f in named else pl.lit(None, pl.String)).alias(f) for f in PLAN_FIELDS],
     )
-    return _Parsed(raw, frozenset(present), issues, omitted)
+    return _Parsed(raw, frozenset(named), issues, omitted)
 
 
 def _read_quoted_lines(lines: pl.DataFrame, width: int) -> tuple[pl.DataFrame, pl.DataFrame] | None:
@@ -563,20 +615,38 @@ def _model_frame(rates: RateTable) -> pl.DataFrame:
             "_durations_text": [_durations_text(m.durations) for m in infos],
             "_audio_mode": [m.audio for m in infos],
             "_endpoints": [list(m.endpoints) for m in infos],
+            "_endpoints_text": [", ".join(m.endpoints) for m in infos],
             "_res_variant": [m.name in res_variant for m in infos],
         },
         schema={
             "model": pl.String,
-            "_per": pl.String,
+            "_per": pl.Enum(PER_UNITS),
             "_block_min": pl.Float64,
             "_cmax_all": pl.Float64,
             "_durations": pl.List(pl.Float64),
             "_durations_text": pl.String,
-            "_audio_mode": pl.String,
+            "_audio_mode": pl.Enum(AUDIO_MODES),
             "_endpoints": pl.List(pl.String),
+            "_endpoints_text": pl.String,
             "_res_variant": pl.Boolean,
         },
     )
+
+
+def _bad_pairs(df: pl.DataFrame, models: pl.DataFrame, value: str, allowed: str) -> pl.Expr:
+    """True where a row's ``value`` is not in its model's ``allowed`` list (a model with no
+    list allows anything), decided once per distinct (model, value) pair."""
+    c = pl.col
+    bad = (
+        df.select("model", value)
+        .drop_nulls()
+        .unique()
+        .join(models.select("model", allowed), on="model", how="inner")
+        .filter(c(allowed).is_not_null() & ~c(allowed).list.contains(c(value)))
+        .select(pl.struct("model", value))
+        .to_series()
+    )
+    return pl.struct("model", value).is_in(bad.implode())
 
 
 def _number(column: str) -> pl.Expr:
@@ -684,23 +754,34 @@ def _check_rows(raw: pl.DataFrame, rates: RateTable) -> tuple[pl.DataFrame, list
         .to_list()
     )
     ratio_hint = _suggestions(bad_ratio, list(rates.ratios))
-    ratio_map = pl.DataFrame(
-        {"ratio": list(rates.ratios), "_ratio_res": list(rates.ratios.values())},
-        schema={"ratio": pl.String, "_ratio_res": pl.String},
-    )
+    # Model attributes are looked up per row (no join: a join would copy every column of
+    # a million-row plan); checks against a model's lists run on the distinct pairs.
+    models = _model_frame(rates)
 
-    df = (
-        raw.join(_model_frame(rates), on="model", how="left")
-        .join(ratio_map, on="ratio", how="left")
-        .with_columns(
-            _count_f=_number("count"),
-            _seconds=_number("seconds"),
-            _chars_f=_number("characters"),
-            _text_len=c("text").str.len_chars(),
-            _audio_l=c("audio").str.to_lowercase(),
-            _date=c("date").str.to_date("%Y-%m-%d", strict=False),
-            _known=c("model").is_in(known_models),
+    def attr(name: str) -> pl.Expr:
+        return c("model").replace_strict(
+            models["model"], models[name], default=None, return_dtype=models.schema[name]
         )
+
+    df = raw.with_columns(
+        _per=attr("_per"),
+        _block_min=attr("_block_min"),
+        _cmax_all=attr("_cmax_all"),
+        _audio_mode=attr("_audio_mode"),
+        _ratio_res=c("ratio").replace_strict(
+            list(rates.ratios), list(rates.ratios.values()), default=None, return_dtype=pl.String
+        ),
+        _count_f=_number("count"),
+        _seconds=_number("seconds"),
+        _chars_f=_number("characters"),
+        _text_len=c("text").str.len_chars(),
+        _audio_l=c("audio").str.to_lowercase(),
+        _date=c("date").str.to_date("%Y-%m-%d", strict=False),
+        _known=c("model").is_in(known_models),
+    )
+    df = df.with_columns(
+        _bad_duration=_bad_pairs(df, models, "_seconds", "_durations"),
+        _bad_endpoint=_bad_pairs(df, models, "endpoint", "_endpoints"),
     )
     known = c("_known")
     per = c("_per")
@@ -758,19 +839,15 @@ def _check_rows(raw: pl.DataFrame, rates: RateTable) -> tuple[pl.DataFrame, list
             pl.format(
                 "seconds: missing duration; {} needs seconds{}",
                 c("model"),
-                pl.when(c("_durations_text").is_not_null())
-                .then(pl.format(" ({})", c("_durations_text")))
+                pl.when(attr("_durations_text").is_not_null())
+                .then(pl.format(" ({})", attr("_durations_text")))
                 .otherwise(pl.lit("")),
             ),
         ),
         (
-            known
-            & (c("_seconds") > 0)
-            & (c("_seconds") <= MAX_SECONDS)
-            & c("_durations").is_not_null()
-            & ~c("_durations").list.contains(c("_seconds")),
+            known & (c("_seconds") > 0) & (c("_seconds") <= MAX_SECONDS) & c("_bad_duration"),
             pl.format(
-                "seconds: {} accepts {}, got {}", c("model"), c("_durations_text"), c("seconds")
+                "seconds: {} accepts {}, got {}", c("model"), attr("_durations_text"), c("seconds")
             ),
         ),
         (
@@ -872,11 +949,11 @@ def _check_rows(raw: pl.DataFrame, rates: RateTable) -> tuple[pl.DataFrame, list
             pl.format("date: '{}' is not a date (YYYY-MM-DD)", c("date")),
         ),
         (
-            known & c("endpoint").is_not_null() & ~c("_endpoints").list.contains(c("endpoint")),
+            known & c("endpoint").is_not_null() & c("_bad_endpoint"),
             pl.format(
                 "endpoint: {} serves {}, got '{}'",
                 c("model"),
-                c("_endpoints").list.join(", "),
+                attr("_endpoints_text"),
                 c("endpoint"),
             ),
         ),

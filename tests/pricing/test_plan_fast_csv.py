@@ -27,7 +27,7 @@ def outcome(data: bytes, rates: RateTable) -> tuple[str, object]:
 def both_paths(data: bytes, rates: RateTable, monkeypatch: pytest.MonkeyPatch):
     fast = outcome(data, rates)
     with monkeypatch.context() as m:
-        m.setattr(plan_mod, "_parse_csv_fast", lambda text: None)
+        m.setattr(plan_mod, "_parse_csv_fast", lambda text, data=None: None)
         slow = outcome(data, rates)
     return fast, slow
 
