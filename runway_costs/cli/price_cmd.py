@@ -7,12 +7,14 @@ exceeds ``--budget`` / ``--budget-usd``. Rows, totals and feasibility are comput
 
 from __future__ import annotations
 
-import json
+import io
+import re
 import sys
-from dataclasses import asdict, dataclass
+import uuid
+from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import polars as pl
 import typer
@@ -122,10 +124,9 @@ def price(
     report = PriceReport(plan, price_date, table, priced, summary, best, feas, limit)
 
     if as_json:
-        doc = _document(report)
-        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+        _write_json(_stdout_bytes(), report)
     elif as_csv:
-        sys.stdout.write(_csv(priced, summary, best, feas))
+        _csv(priced, summary, best, feas).write_csv(_stdout_bytes())
     else:
         _show(report)
 
@@ -205,13 +206,22 @@ class PriceReport:
 # ------------------------------------------------------------------------------ machines
 
 
-def _records(frame: pl.DataFrame) -> list[dict[str, Any]]:
-    return frame.to_dicts()
+# Output is written from columns, never from a million Python dicts: the document's small
+# parts go through orjson, and each table (rows, compare, ...) is written by polars as one
+# JSON object per line, in chunks, into its place in the indented document. Parsed, it is
+# the same document as ``json.dumps(..., indent=2, default=str)`` of the rows as dicts
+# (same keys in the same order, same values): tests/pricing/test_price_output.py.
+JSON_CHUNK_ROWS = 100_000
+
+
+def _stdout_bytes() -> BinaryIO:
+    """Standard output as bytes, after whatever was written to it as text."""
+    sys.stdout.flush()
+    return sys.stdout.buffer
 
 
 def _feasibility_doc(feas: Feasibility) -> dict[str, Any]:
-    doc = asdict(feas)
-    doc["models"] = _records(feas.models)
+    doc = {f.name: getattr(feas, f.name) for f in fields(feas)}
     doc["notes"] = list(feas.notes)
     del doc["window"]  # said as the two fields below, as before the window was typed
     doc["purchases_window"] = feas.purchases_window
@@ -220,24 +230,80 @@ def _feasibility_doc(feas: Feasibility) -> dict[str, Any]:
 
 
 def _document(report: PriceReport) -> dict[str, Any]:
+    """The JSON document; its tables stay polars frames (``_write_json`` writes them)."""
     doc: dict[str, Any] = {
         "plan": str(report.plan),
         "priced_on": report.on.isoformat(),
         "rates": str(report.table.source),
         "credit_usd": report.table.credit_usd,
-        "rows": _records(report.priced),
-        "by_model": _records(report.summary.by_model),
-        "by_label": _records(report.summary.by_label),
+        "rows": report.priced,
+        "by_model": report.summary.by_model,
+        "by_label": report.summary.by_label,
         "total": asdict(report.summary.total),
-        "unpriced_rows": _records(report.summary.unpriced_rows),
+        "unpriced_rows": report.summary.unpriced_rows,
     }
     if report.limit is not None:
         doc["budget"] = report.limit
     if report.best is not None:
-        doc["compare"] = _records(report.best)
+        doc["compare"] = report.best
     if report.feas is not None:
         doc["feasibility"] = _feasibility_doc(report.feas)
     return doc
+
+
+def _write_json(out: BinaryIO, report: PriceReport) -> None:
+    """The document, indented by two spaces; each table row is one line."""
+    import orjson
+
+    frames: dict[bytes, pl.DataFrame] = {}
+    tag = uuid.uuid4().hex
+
+    def placeholder(value: Any) -> Any:
+        if isinstance(value, pl.DataFrame):
+            key = f"@frame-{tag}-{len(frames)}@"
+            frames[f'"{key}"'.encode()] = value
+            return key
+        if isinstance(value, dict):
+            return {k: placeholder(v) for k, v in value.items()}
+        return value
+
+    text = orjson.dumps(
+        placeholder(_document(report)),
+        option=orjson.OPT_INDENT_2 | orjson.OPT_PASSTHROUGH_DATETIME,
+        default=str,
+    )
+    pos = 0
+    for match in re.finditer(rb'"@frame-[0-9a-f]{32}-[0-9]+@"', text):
+        frame = frames.get(match.group(0))
+        if frame is None:  # cannot be: a path would have to spell this run's random tag
+            continue
+        out.write(text[pos : match.start()])
+        line_start = text.rfind(b"\n", 0, match.start()) + 1
+        indent = len(text[line_start : match.start()]) - len(
+            text[line_start : match.start()].lstrip(b" ")
+        )
+        _write_json_rows(out, frame, indent)
+        pos = match.end()
+    out.write(text[pos:])
+    out.write(b"\n")
+    out.flush()
+
+
+def _write_json_rows(out: BinaryIO, frame: pl.DataFrame, indent: int) -> None:
+    """A frame as a JSON array of row objects, one per line, written chunk by chunk."""
+    if frame.height == 0:
+        out.write(b"[]")
+        return
+    pad = b" " * (indent + 2)
+    out.write(b"[\n")
+    for start in range(0, frame.height, JSON_CHUNK_ROWS):
+        buf = io.BytesIO()
+        frame.slice(start, JSON_CHUNK_ROWS).write_ndjson(buf)
+        # one object per line; a newline inside a string is escaped, so each is a row end
+        chunk = buf.getvalue().rstrip(b"\n")
+        out.write(pad + chunk.replace(b"\n", b",\n" + pad))
+        out.write(b",\n" if start + JSON_CHUNK_ROWS < frame.height else b"\n")
+    out.write(b" " * indent + b"]")
 
 
 def _csv(
@@ -245,7 +311,7 @@ def _csv(
     summary: PlanSummary,
     best: pl.DataFrame | None,
     feas: Feasibility | None,
-) -> str:
+) -> pl.DataFrame:
     """One CSV; a ``section`` column tells rows, by_model, by_label, total, feasibility apart."""
     rows = priced
     if best is not None:
@@ -269,7 +335,7 @@ def _csv(
     ]
     if feas is not None:
         parts.append(feas.models.select(pl.lit("feasibility").alias("section"), pl.all()))
-    return pl.concat(parts, how="diagonal_relaxed").write_csv()
+    return pl.concat(parts, how="diagonal_relaxed")
 
 
 # ------------------------------------------------------------------------------ humans
@@ -319,7 +385,7 @@ def _totals_table(title: str, key: str, frame: pl.DataFrame) -> Table:
     )
     for name, justify in columns:
         t.add_column(name, justify=justify)
-    for r in frame.iter_rows(named=True):
+    for r in frame.head(MAX_SHOWN_ROWS).iter_rows(named=True):
         t.add_row(
             safe(r[key]),
             str(r["rows"]),
@@ -361,13 +427,12 @@ def _show(report: PriceReport) -> None:
             _range(r["usd_min"], r["usd_max"], usd=True),
         )
     console.print(rows)
-    if report.priced.height > MAX_SHOWN_ROWS:
-        console.print(
-            f"... {report.priced.height - MAX_SHOWN_ROWS:,} more rows (use --json or --csv)"
-        )
+    _more(report.priced.height, "rows")
     console.print(_totals_table("By model", "model", report.summary.by_model))
+    _more(report.summary.by_model.height, "models")
     if report.summary.by_label.height > 1 or report.summary.by_label["label"][0] != "(no label)":
         console.print(_totals_table("By label", "label", report.summary.by_label))
+        _more(report.summary.by_label.height, "labels")
     tot = report.summary.total
     console.print(
         f"[bold]Total:[/] {_range(tot.credits_min, tot.credits_max)} credits "
@@ -375,12 +440,13 @@ def _show(report: PriceReport) -> None:
         + (f", {tot.unpriced_rows} unpriced" if tot.unpriced_rows else ""),
         highlight=False,
     )
-    for r in report.summary.unpriced_rows.iter_rows(named=True):
+    for r in report.summary.unpriced_rows.head(MAX_SHOWN_ROWS).iter_rows(named=True):
         console.print(
             f"[yellow]unpriced:[/] line {r['line'] or r['row']} {safe(r['model'])}: "
             f"{safe(r['note'])}",
             highlight=False,
         )
+    _more(report.summary.unpriced_rows.height, "unpriced rows")
     if report.best is not None:
         _show_compare(report.best)
     if report.feas is not None:
@@ -407,7 +473,7 @@ def _show_compare(best: pl.DataFrame) -> None:
     )
     for name, justify in columns:
         t.add_column(name, justify=justify)
-    for r in best.iter_rows(named=True):
+    for r in best.head(MAX_SHOWN_ROWS).iter_rows(named=True):
         if r["alt_model"] is None:
             alt, its, saving = "none can do this job", "-", "-"
         else:
@@ -427,6 +493,13 @@ def _show_compare(best: pl.DataFrame) -> None:
             saving,
         )
     console.print(t)
+    _more(best.height, "rows")
+
+
+def _more(height: int, what: str) -> None:
+    """Tables on the terminal stop at MAX_SHOWN_ROWS; say what is left out."""
+    if height > MAX_SHOWN_ROWS:
+        console.print(f"... {height - MAX_SHOWN_ROWS:,} more {what} (use --json or --csv)")
 
 
 def _show_feasibility(feas: Feasibility) -> None:
