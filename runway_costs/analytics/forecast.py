@@ -15,10 +15,12 @@ Method (small, dependency-free beyond numpy, and backtested in ``analytics.backt
    for every past origin with ``H`` known days after it, the ratio actual/forecast; its
    10th and 90th percentiles, their distance from 1 widened by ``INTERVAL_WIDEN``, scale
    the forecast. With too few origins, the in-sample residual spread (robust SD *
-   sqrt(H), widened alike) is used instead. Unwidened, the past origins' spread was too
-   narrow: they overlap and share one regime, so the next month strays further (on the
-   shaped histories of ``analytics.backtest`` the actual month end fell inside about 70%
-   of the time). ``INTERVAL_WIDEN`` is calibrated on the training set of shaped histories
+   sqrt(H), widened alike) is used instead, and it stays the band's floor until there
+   are ``RELIABLE_ORIGINS`` past ratios (each 10% tail resting on three or more).
+   Unwidened, the past origins' spread was too narrow: they overlap and share one
+   regime, so the next month strays further (on the shaped histories of
+   ``analytics.backtest`` the actual month end fell inside about 70% of the time).
+   ``INTERVAL_WIDEN`` is calibrated on the training set of shaped histories
    (``backtest.calibrate_widen``) and checked on a held-back set. The widening moves only
    the bounds: the mid forecast is unchanged.
 
@@ -82,6 +84,7 @@ HISTORY_DAYS = 56  # eight weeks feed the weekday factors
 MIN_TREND_DAYS = 14  # no trend from less than two weeks
 TREND_SE_MULTIPLE = 2.0  # a trend smaller than ~2 standard errors is shrunk to nothing
 MIN_ORIGINS = 8  # past origins needed before the interval uses empirical errors
+RELIABLE_ORIGINS = 30  # from here each 10% tail rests on three or more past ratios
 MIN_ORIGIN_HISTORY = 14  # days of history a past origin needs
 TREND_DAMPING = 0.9  # per day: the trend adds at most ~9 days' worth of slope
 HORIZON_DAYS = 180  # run-out and cap-bound dates are searched this far ahead
@@ -247,13 +250,27 @@ def _interval(
         pred = float(m.predict(past_last + timedelta(days=1), horizon).sum())
         if pred > 0:
             ratios.append(float(y[s : s + horizon].sum()) / pred)
-    if len(ratios) >= MIN_ORIGINS:
-        lo, hi = np.quantile(np.asarray(ratios), [0.1, 0.9])
-        lo_r, hi_r = min(float(lo), 1.0), max(float(hi), 1.0)
-        # Widened around 1 (the mid): past origins overlap and share their regime, so
-        # their spread understates the next month's (calibrated, see INTERVAL_WIDEN).
-        lo_r = max(1 - w * (1 - lo_r), min(lo_r, 0.0))
-        return mid_rest * lo_r, mid_rest * (1 + w * (hi_r - 1))
+    if len(ratios) < MIN_ORIGINS:
+        return _model_interval(y, last_day, horizon, mid_rest, w)
+    lo, hi = np.quantile(np.asarray(ratios), [0.1, 0.9])
+    lo_r, hi_r = min(float(lo), 1.0), max(float(hi), 1.0)
+    # Widened around 1 (the mid): past origins overlap and share their regime, so
+    # their spread understates the next month's (calibrated, see INTERVAL_WIDEN).
+    lo_r = max(1 - w * (1 - lo_r), min(lo_r, 0.0))
+    low, high = mid_rest * lo_r, mid_rest * (1 + w * (hi_r - 1))
+    if len(ratios) < RELIABLE_ORIGINS:
+        # Each 10% tail rests on fewer than three ratios (a few weeks of history, one
+        # regime): they can all fall on one side of the mid and leave no band there. The
+        # model's own spread is the floor of the band until the ratios are enough.
+        m_low, m_high = _model_interval(y, last_day, horizon, mid_rest, w)
+        low, high = min(low, m_low), max(high, m_high)
+    return low, high
+
+
+def _model_interval(
+    y: np.ndarray, last_day: date, horizon: int, mid_rest: float, w: float
+) -> tuple[float, float]:
+    """80% bounds from the fitted model's residual spread (short histories)."""
     m = DailyModel.fit(y, last_day)
     # The sum of ``horizon`` days around a level estimated from ``n`` of them: the days'
     # own noise (horizon * sd^2) plus the level's error, which every day shares
