@@ -18,6 +18,7 @@ import base64
 import binascii
 import hmac
 import logging
+import math
 import os
 import signal
 import socket
@@ -44,6 +45,7 @@ from runway_costs.cli.common import (
 from runway_costs.core.clock import Clock
 from runway_costs.core.config import Settings
 from runway_costs.dashboard.serve import PASSWORD_ENV, is_local
+from runway_costs.dashboard.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -144,14 +146,31 @@ def _authorized(header: str, password: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), password.encode("utf-8"))
 
 
-def with_basic_auth(app: WsgiApp, password: str | None) -> WsgiApp:
-    """``app`` behind HTTP basic auth (any user name, ``password``); None: open."""
+def with_basic_auth(
+    app: WsgiApp, password: str | None, throttle: Throttle | None = None
+) -> WsgiApp:
+    """``app`` behind HTTP basic auth (any user name, ``password``); None: open. Guessing
+    is slowed down per client address as at the dashboard's gate (``dashboard.throttle``):
+    an attempt made too soon after repeated failures is refused (429) unchecked."""
     if password is None:
         return app
+    clients = throttle or Throttle()
 
     def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if _authorized(environ.get("HTTP_AUTHORIZATION", ""), password):
+        client = environ.get("REMOTE_ADDR")
+        wait = clients.wait(client)
+        if wait > 0:
+            start_response(
+                "429 Too Many Requests",
+                [("Retry-After", str(math.ceil(wait))), ("Content-Type", "text/plain")],
+            )
+            return [b"429 Too Many Requests: too many wrong passwords, try again later\n"]
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        if _authorized(header, password):
+            clients.succeeded(client)
             return app(environ, start_response)
+        if header:  # a request without credentials asks for the challenge: no guess
+            clients.failed(client)
         start_response(
             "401 Unauthorized",
             [

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from runway_costs.dashboard import auth
+from runway_costs.dashboard.throttle import Throttle, delay_after
 
 
 class FakeClock:
@@ -20,13 +21,13 @@ class FakeClock:
 
 
 def test_delays_double_after_three_failures_and_are_bounded() -> None:
-    assert [auth.delay_after(n) for n in range(0, 10)] == [0, 0, 0, 1, 2, 4, 8, 16, 32, 60]
-    assert auth.delay_after(50) == 60
+    assert [delay_after(n) for n in range(0, 10)] == [0, 0, 0, 1, 2, 4, 8, 16, 32, 60]
+    assert delay_after(50) == 60
 
 
 def test_throttle_per_client() -> None:
     clock = FakeClock()
-    throttle = auth.Throttle(clock=clock)
+    throttle = Throttle(clock=clock)
     for _ in range(3):
         assert throttle.wait("10.0.0.1") == 0
         throttle.failed("10.0.0.1")
