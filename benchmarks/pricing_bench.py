@@ -54,19 +54,19 @@ def mixed_plan(rates: RateTable, n: int, seed: int = 7) -> pl.DataFrame:
     })  # fmt: skip
 
 
-def per_row_totals(rates: RateTable, plan: pl.DataFrame) -> tuple[int, int, int]:
-    """The straightforward implementation: a Python loop with dict lookups per row."""
+def per_row_pricer(rates: RateTable, on: date = ON):  # noqa: ANN201
+    """The straightforward implementation: a function pricing one row (a dict of typed
+    values) with dict lookups and Python loops; (credits_min, credits_max) or None."""
     entries: dict[str, list[dict]] = defaultdict(list)
     for e in rates.prices.iter_rows(named=True):
         entries[e["model"]].append(e)
     per = {name: m.per for name, m in rates.models.items()}
-    lo_sum = hi_sum = unpriced = 0
-    for r in plan.iter_rows(named=True):
-        day = r["date"] or ON
+
+    def price_row(r: dict) -> tuple[int, int] | None:
+        day = r["date"] or on
         in_force = [e for e in entries.get(r["model"], []) if e["effective_from"] <= day]
         if not in_force:
-            unpriced += 1
-            continue
+            return None
         latest = max(e["effective_from"] for e in in_force)
         lo = hi = None
         for e in in_force:
@@ -93,11 +93,24 @@ def per_row_totals(rates: RateTable, plan: pl.DataFrame) -> tuple[int, int, int]
             a, b = blocks * e["credits_min"], blocks * e["credits_max"]
             lo = a if lo is None else min(lo, a)
             hi = b if hi is None else max(hi, b)
-        if lo is None:
+        if lo is None or hi is None:
+            return None
+        return lo * r["count"], hi * r["count"]
+
+    return price_row
+
+
+def per_row_totals(rates: RateTable, plan: pl.DataFrame) -> tuple[int, int, int]:
+    """Totals of the per-row implementation over a typed plan frame."""
+    price_row = per_row_pricer(rates)
+    lo_sum = hi_sum = unpriced = 0
+    for r in plan.iter_rows(named=True):
+        priced = price_row(r)
+        if priced is None:
             unpriced += 1
             continue
-        lo_sum += lo * r["count"]
-        hi_sum += hi * r["count"]
+        lo_sum += priced[0]
+        hi_sum += priced[1]
     return lo_sum, hi_sum, unpriced
 
 

@@ -211,7 +211,7 @@ class PriceReport:
 # JSON object per line, in chunks, into its place in the indented document. Parsed, it is
 # the same document as ``json.dumps(..., indent=2, default=str)`` of the rows as dicts
 # (same keys in the same order, same values): tests/pricing/test_price_output.py.
-JSON_CHUNK_ROWS = 100_000
+JSON_CHUNK_ROWS = 50_000
 
 
 def _stdout_bytes() -> BinaryIO:
@@ -300,8 +300,13 @@ def _write_json_rows(out: BinaryIO, frame: pl.DataFrame, indent: int) -> None:
         buf = io.BytesIO()
         frame.slice(start, JSON_CHUNK_ROWS).write_ndjson(buf)
         # one object per line; a newline inside a string is escaped, so each is a row end
-        chunk = buf.getvalue().rstrip(b"\n")
-        out.write(pad + chunk.replace(b"\n", b",\n" + pad))
+        data = buf.getvalue()
+        del buf
+        sep = b",\n" + pad
+        rows = data.replace(b"\n", sep)  # the chunk's last row ends with a spare separator
+        del data
+        out.write(pad)
+        out.write(memoryview(rows)[: -len(sep)])
         out.write(b",\n" if start + JSON_CHUNK_ROWS < frame.height else b"\n")
     out.write(b" " * indent + b"]")
 
