@@ -58,6 +58,7 @@ import polars as pl
 
 from runway_costs.analytics.orgs import orgs_with_data
 from runway_costs.analytics.purchases import (
+    PurchasesWindow,
     balances_observed_since,
     describe_purchases,
     org_state,
@@ -358,6 +359,22 @@ class OrgForecast:
     balances_observed_since: datetime | None = None
 
     @property
+    def purchases_window(self) -> PurchasesWindow:
+        """Which of the last 30 days' purchases are known (the cap-bound date counts the
+        unknown ones as none)."""
+        return PurchasesWindow.of(
+            self.purchases_observed_days,
+            self.purchases_observed_since,
+            self.balances_observed_since,
+        )
+
+    @property
+    def cap_bound_assumption(self) -> str | None:
+        """What the cap-bound date assumes when purchases are unknown or partial (None:
+        the whole window is known, or there is no cap to bind)."""
+        return None if self.cap_credits is None else self.purchases_window.assumption
+
+    @property
     def purchases_text(self) -> str:
         """The bought figure with its window ("0 since ... UTC"), never a bare 0."""
         return describe_purchases(
@@ -392,6 +409,8 @@ class OrgForecast:
             "runout_date": self.runout_date.isoformat() if self.runout_date else None,
             "cap_bound_date": self.cap_bound_date.isoformat() if self.cap_bound_date else None,
             "cap_peak_30d_credits": self.cap_peak_30d_credits,
+            # set when the cap-bound date counts unknown past purchases as none
+            "cap_bound_assumption": self.cap_bound_assumption,
             "balance_usd": self.usd(self.balance_credits),
             "spend_mtd_usd": self.usd(self.spend_mtd_credits),
             "spend_30d_usd": self.usd(self.spend_30d_credits),

@@ -68,7 +68,7 @@ def forecast_table(results: list[OrgForecast], at: datetime, usd: float, width: 
             f"{r.month_end.mid * usd:,.2f}",
             _n(r.daily_rate_credits),
             str(r.runout_date or "-"),
-            str(r.cap_bound_date or "-"),
+            f"{r.cap_bound_date or '-'}{'*' if r.cap_bound_assumption else ''}",
         ]
         for r in results
     }
@@ -108,6 +108,9 @@ def forecast(
         typer.echo(json.dumps([r.to_json() for r in results], indent=2))
         return
     console.print(forecast_table(results, at, settings.credit_usd, console.width))
+    for r in results:  # a cap-bound date that assumes unknown purchases says so
+        if r.cap_bound_assumption:
+            console.print(f"* {safe(r.org)}: {safe(r.cap_bound_assumption)}", highlight=False)
 
 
 def backtest_cmd(

@@ -158,3 +158,32 @@ def test_installed_entry_point(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)[0]["runout_date"] == "2026-11-25"
+
+
+@pytest.mark.integration
+def test_forecast_says_when_the_cap_bound_date_assumes_unknown_purchases(sandbox, tmp_path):
+    """Right after the first backfill no purchase of the last 30 days is known: the
+    cap-bound date counts them as none, and the JSON and the table say so."""
+    from runway_costs.collector.cycle import run_cycle_sync
+    from tests.collector.support import settings_for
+    from tests.conftest import SANDBOX_CLOCK
+
+    db = tmp_path / "r.duckdb"
+    assert run_cycle_sync(settings_for(sandbox, db), clock=SANDBOX_CLOCK).ok
+    env = {"RUNWAY_COSTS_CONFIG": "", "COLUMNS": "200"}
+    done = CliRunner().invoke(app, ["forecast", "--json", "--db", str(db)], env=env)
+    assert done.exit_code == 0, done.output
+    expected = (
+        "purchases in the last 30 days are unknown (balances collected only since "
+        "2026-11-24 12:00 UTC): counted as none, so this is a best case"
+    )
+    by_org = {o["org"]: o for o in json.loads(done.stdout)}
+    assert by_org["indie"]["cap_bound_date"] == "2026-12-31"
+    assert {o: f["cap_bound_assumption"] for o, f in by_org.items()} == {
+        "agency": expected,
+        "indie": expected,
+        "studio": expected,
+    }
+    table = CliRunner().invoke(app, ["forecast", "--db", str(db)], env=env)
+    assert "2026-12-31*" in table.stdout
+    assert f"* indie: {expected}" in table.stdout
