@@ -21,6 +21,10 @@ Public API:
   ``hours_high_7d`` / ``hours_high_30d`` (hours at ``high_ratio`` of the limit or more),
   ``limit_hits_7d`` / ``limit_hits_30d`` (times the count reached the limit: transitions
   from below to at-or-above), ``observed_at`` (time of the row in force).
+- ``limits_now(con, as_of, orgs=None) -> pl.DataFrame``: ``limit_use``'s "now" columns
+  only (org, model, daily_generations, max_daily_generations, usage_ratio,
+  max_concurrent_generations, observed_at), without the windows' statistics: what the
+  alert rules need, read from ``model_daily`` and the snapshots of ``as_of``'s day
 """
 
 from __future__ import annotations
@@ -36,7 +40,14 @@ from runway_costs.analytics.spend import query
 from runway_costs.analytics.tiers import LIMIT_COLUMNS
 from runway_costs.collector.store import MODEL_DAILY_SQL
 
-__all__ = ["PEAK_SHARE", "daily_limit_summary", "limit_use", "limits_at", "limits_by_day"]
+__all__ = [
+    "PEAK_SHARE",
+    "daily_limit_summary",
+    "limit_use",
+    "limits_at",
+    "limits_by_day",
+    "limits_now",
+]
 
 # A day's busiest rolling-24h count as a share of the daily limit (None without a limit > 0).
 PEAK_SHARE = (
@@ -52,18 +63,107 @@ def limit_use(
     orgs: Sequence[str] | None = None,
     high_ratio: float = 0.8,
 ) -> pl.DataFrame:
-    """Now, peaks, hours near the limit and limit hits over 7 and 30 days per model."""
+    """Now, peaks, hours near the limit and limit hits over 7 and 30 days per model.
+
+    Reads a bounded window: the snapshots from the start of the UTC day 30 days back
+    (``day0``) to ``as_of``, and per (org, model) the row in force when ``day0`` began,
+    from ``model_daily`` (the last row of its latest day before ``day0``; reduced from the
+    snapshots here when the database has no ``model_daily``). Older rows were superseded
+    before the window began: they change no column (a hit needs only the row before it).
+    """
+    day0 = (as_of - timedelta(days=30)).date()
+    try:
+        return _limit_use(con, as_of, orgs, high_ratio, day0, _ANCHOR_DAILY)
+    except duckdb.CatalogException as exc:
+        if "model_daily" not in str(exc):
+            raise
+    return _limit_use(con, as_of, orgs, high_ratio, day0, _ANCHOR_SNAPSHOTS)
+
+
+# Per (org, model), the row in force at 00:00 of $day0: the last row of the latest earlier
+# day, as model_daily keeps it (NULL limits kept), or reduced from the snapshots.
+_ANCHOR_DAILY = """
+    SELECT org, model, max(last_taken_at) AS taken_at, arg_max(gens_end, date) AS gens,
+           arg_max_null(max_daily_generations, date) AS lim,
+           arg_max_null(max_concurrent_generations, date) AS conc
+    FROM model_daily WHERE date < $day0 AND org IN (SELECT org FROM o)
+    GROUP BY org, model
+"""
+_ANCHOR_SNAPSHOTS = """
+    SELECT org, model, max(taken_at) AS taken_at,
+           arg_max(daily_generations, taken_at) AS gens,
+           arg_max_null(max_daily_generations, taken_at) AS lim,
+           arg_max_null(max_concurrent_generations, taken_at) AS conc
+    FROM model_snapshots WHERE taken_at < $day0::TIMESTAMP AND org IN (SELECT org FROM o)
+    GROUP BY org, model
+"""
+
+
+def limits_now(
+    con: duckdb.DuckDBPyConnection, as_of: datetime, orgs: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """Per (org, model), the row in force at ``as_of``: ``limit_use``'s first columns and
+    ``observed_at``, equal to its, from ``model_daily`` (days before ``as_of``'s) and the
+    snapshots of ``as_of``'s own day, with no window over the snapshots."""
+    params = {
+        "as_of": as_of,
+        "day0": as_of.date(),
+        "orgs": list(orgs) if orgs is not None else orgs_with_data(con),
+    }
+    sql = """
+        WITH o AS (SELECT DISTINCT unnest($orgs::VARCHAR[]) AS org),
+        rows AS (
+            {anchor}
+            UNION ALL
+            SELECT org, model, taken_at, daily_generations, max_daily_generations,
+                   max_concurrent_generations
+            FROM model_snapshots
+            WHERE taken_at >= $day0::TIMESTAMP AND taken_at <= $as_of
+              AND org IN (SELECT org FROM o)),
+        last AS (
+            SELECT org, model, arg_max(gens, taken_at) AS gens,
+                   arg_max_null(lim, taken_at) AS lim, arg_max_null(conc, taken_at) AS conc,
+                   max(taken_at) AS taken_at
+            FROM rows GROUP BY org, model)
+        SELECT org, model, gens AS daily_generations, lim AS max_daily_generations,
+               CASE WHEN lim > 0 THEN gens / lim END AS usage_ratio,
+               conc AS max_concurrent_generations, taken_at AS observed_at
+        FROM last ORDER BY org, model
+        """
+    try:
+        return query(con, sql.format(anchor=_ANCHOR_DAILY), params)
+    except duckdb.CatalogException as exc:
+        if "model_daily" not in str(exc):
+            raise
+    return query(con, sql.format(anchor=_ANCHOR_SNAPSHOTS), params)
+
+
+def _limit_use(
+    con: duckdb.DuckDBPyConnection,
+    as_of: datetime,
+    orgs: Sequence[str] | None,
+    high_ratio: float,
+    day0: date,
+    anchor: str,
+) -> pl.DataFrame:
     return query(
         con,
-        """
-        WITH m AS (
-            SELECT org, model, taken_at, daily_generations AS gens,
-                   max_daily_generations AS lim, max_concurrent_generations AS conc,
-                   lead(taken_at) OVER w AS next_at,
-                   lag(daily_generations) OVER w AS prev_gens,
-                   lag(max_daily_generations) OVER w AS prev_lim
+        f"""
+        WITH o AS (SELECT DISTINCT unnest($orgs::VARCHAR[]) AS org),
+        rows AS (
+            {anchor}
+            UNION ALL
+            SELECT org, model, taken_at, daily_generations, max_daily_generations,
+                   max_concurrent_generations
             FROM model_snapshots
-            WHERE taken_at <= $as_of AND list_contains($orgs, org)
+            WHERE taken_at >= $day0::TIMESTAMP AND taken_at <= $as_of
+              AND org IN (SELECT org FROM o)),
+        m AS (
+            SELECT org, model, taken_at, gens, lim, conc,
+                   lead(taken_at) OVER w AS next_at,
+                   lag(gens) OVER w AS prev_gens,
+                   lag(lim) OVER w AS prev_lim
+            FROM rows
             WINDOW w AS (PARTITION BY org, model ORDER BY taken_at)),
         iv AS (SELECT *, COALESCE(next_at, $as_of) AS until,
                       lim IS NOT NULL AND gens >= $high * lim AS high,
@@ -93,6 +193,7 @@ def limit_use(
         """,
         {
             "as_of": as_of,
+            "day0": day0,
             "from7": as_of - timedelta(days=7),
             "from30": as_of - timedelta(days=30),
             "high": high_ratio,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from runway_costs.analytics.limits import limit_use
+import pytest
+
+from runway_costs.analytics.limits import limit_use, limits_now
+from runway_costs.collector.store import rebuild_model_daily
 from tests.analytics.conftest import add_model, new_db
 
 
@@ -62,3 +65,96 @@ def test_rows_after_as_of_are_ignored(tmp_path):
         24.0,
         0,
     )
+
+
+def _with_old_history(path, old: bool, rollup: bool):
+    """gen4.5 (limit 200) and veo3.1 (limit 50); ``old`` adds rows superseded months before
+    the 30-day window (hits and highs that must not count); ``rollup``: model_daily built
+    as the collector keeps it, else the table is dropped (a database from before it)."""
+    con = new_db(path)
+    rows = [
+        ("gen4.5", datetime(2026, 9, 30), 190, 200),  # last row before the window's day
+        ("gen4.5", datetime(2026, 10, 2, 6), 120, 200),  # in force when the window opens
+        ("gen4.5", datetime(2026, 10, 10), 200, 200),  # hit (after 120), high 24 h
+        ("gen4.5", datetime(2026, 10, 11), 100, 200),
+        ("gen4.5", datetime(2026, 11, 1, 6), 200, 200),  # hit (after 100), high 2 h
+        ("gen4.5", datetime(2026, 11, 1, 8), 50, 200),
+        ("veo3.1", datetime(2026, 9, 1), 40, 50),  # 80%: high all 30 days, no hit
+    ]
+    if old:
+        rows += [
+            ("gen4.5", datetime(2026, 6, 1), 200, 200),
+            ("gen4.5", datetime(2026, 7, 1), 10, 200),
+            ("gen4.5", datetime(2026, 8, 1), 200, 200),
+            ("veo3.1", datetime(2026, 5, 1), 50, 50),
+            ("veo3.1", datetime(2026, 5, 1, 1), 90, 100),
+        ]
+    for model, at, gens, lim in rows:
+        add_model(con, "acme", at, model, gens, lim, conc=3)
+    if rollup:
+        rebuild_model_daily(con)
+    else:
+        con.execute("DROP TABLE model_daily")
+    return con
+
+
+@pytest.mark.parametrize("rollup", [True, False], ids=["model_daily", "no_model_daily"])
+@pytest.mark.parametrize("old", [True, False], ids=["old_history", "window_only"])
+def test_history_older_than_30_days_does_not_change_the_answer(tmp_path, old, rollup):
+    con = _with_old_history(tmp_path / "old.duckdb", old, rollup)
+    as_of = datetime(2026, 11, 1, 18)  # 30 days back: 10-02 18:00; 7 days: 10-25 18:00
+    rows = {r["model"]: r for r in limit_use(con, as_of, ["acme"]).iter_rows(named=True)}
+    gen = rows["gen4.5"]
+    assert (gen["daily_generations"], gen["max_daily_generations"], gen["usage_ratio"]) == (
+        50,
+        200,
+        0.25,
+    )
+    assert (gen["max_concurrent_generations"], gen["observed_at"]) == (
+        3,
+        datetime(2026, 11, 1, 8),
+    )
+    # in force from 10-25 18:00: 100 (10-11), 200, 50; from 10-02 18:00: 120 too
+    assert (gen["peak_7d"], gen["peak_30d"]) == (200, 200)
+    # the 190 of 09-30 ended at 10-02 06:00, before the window: only 24 h + 2 h at 80%+
+    assert (gen["hours_high_7d"], gen["hours_high_30d"]) == (2.0, 26.0)
+    assert (gen["limit_hits_7d"], gen["limit_hits_30d"]) == (1, 2)
+    veo = rows["veo3.1"]
+    assert (veo["daily_generations"], veo["max_daily_generations"], veo["usage_ratio"]) == (
+        40,
+        50,
+        0.8,
+    )
+    assert (veo["peak_7d"], veo["peak_30d"], veo["observed_at"]) == (40, 40, datetime(2026, 9, 1))
+    assert (veo["hours_high_7d"], veo["hours_high_30d"]) == (168.0, 720.0)
+    assert (veo["limit_hits_7d"], veo["limit_hits_30d"]) == (0, 0)
+    # the alert rules' cheap read: the same "now" columns
+    now = limits_now(con, as_of, ["acme"])
+    assert now.columns == [
+        "org",
+        "model",
+        "daily_generations",
+        "max_daily_generations",
+        "usage_ratio",
+        "max_concurrent_generations",
+        "observed_at",
+    ]
+    assert now.rows() == [
+        ("acme", "gen4.5", 50, 200, 0.25, 3, datetime(2026, 11, 1, 8)),
+        ("acme", "veo3.1", 40, 50, 0.8, 3, datetime(2026, 9, 1)),
+    ]
+
+
+def test_limits_now_takes_rows_of_as_of_day_up_to_as_of(tmp_path):
+    con = new_db(tmp_path / "now.duckdb")
+    add_model(con, "acme", datetime(2026, 10, 31, 23), "gen4.5", 150, 200)
+    add_model(con, "acme", datetime(2026, 11, 1, 9), "gen4.5", 190, 200)
+    add_model(con, "acme", datetime(2026, 11, 1, 20), "gen4.5", 30, 200)  # after as_of
+    add_model(con, "beta", datetime(2026, 11, 1, 9), "gen4.5", 10, 200)  # not asked for
+    rebuild_model_daily(con)
+    assert limits_now(con, datetime(2026, 11, 1, 12), ["acme"]).rows() == [
+        ("acme", "gen4.5", 190, 200, 0.95, 2, datetime(2026, 11, 1, 9))
+    ]
+    assert limits_now(con, datetime(2026, 11, 1, 8), ["acme"]).rows() == [
+        ("acme", "gen4.5", 150, 200, 0.75, 2, datetime(2026, 10, 31, 23))
+    ]
