@@ -51,8 +51,8 @@ import numpy as np
 import polars as pl
 
 from runway_costs.analytics.budgets import budget_status
-from runway_costs.analytics.forecast import OrgForecast, forecast_org
-from runway_costs.analytics.limits import limit_use
+from runway_costs.analytics.forecast import OrgForecast, forecast_org, forecast_orgs
+from runway_costs.analytics.limits import limits_now
 from runway_costs.analytics.spend import spend_daily
 from runway_costs.core.config import AlertThresholds, Settings
 from runway_costs.core.money import usd
@@ -470,7 +470,13 @@ def _anomaly_rule(
     con: duckdb.DuckDBPyConnection, org: str, th: AlertThresholds, today: date, usd: float
 ) -> list[Condition]:
     daily = spend_daily(con, [org], today - timedelta(days=ANOMALY_NORM_DAYS + 1), today)
-    values = daily["credits"].to_numpy().astype(float)
+    return _anomaly(org, daily["credits"].to_numpy().astype(float), th, today, usd)
+
+
+def _anomaly(
+    org: str, values: np.ndarray, th: AlertThresholds, today: date, usd: float
+) -> list[Condition]:
+    """The anomaly rule on one org's daily spend (oldest first, ending today)."""
     if len(values) < ANOMALY_NORM_DAYS + 2:
         return []
     found: list[Condition] = []
@@ -503,12 +509,24 @@ def _anomaly_rule(
 def _stale_rule(
     con: duckdb.DuckDBPyConnection, org: str, th: AlertThresholds, as_of: datetime
 ) -> list[Condition]:
-    row = con.execute(
-        "SELECT max(finished_at) FROM collection_runs WHERE org = ? AND status = 'ok' "
-        "AND finished_at <= ?",
-        [org, as_of],
-    ).fetchall()[0]
-    last = row[0] if row else None
+    return _stale(org, _last_successes(con, [org], as_of).get(org), th, as_of)
+
+
+def _last_successes(
+    con: duckdb.DuckDBPyConnection, orgs: Sequence[str], as_of: datetime
+) -> dict[str, datetime]:
+    """Each org's last successful collection at or before ``as_of`` (absent: never)."""
+    rows = con.execute(
+        "SELECT org, max(finished_at) FROM collection_runs WHERE status = 'ok' "
+        "AND finished_at <= $as_of AND org IN (SELECT unnest($orgs::VARCHAR[])) GROUP BY org",
+        {"as_of": as_of, "orgs": list(orgs)},
+    ).fetchall()
+    return {org: last for org, last in rows}
+
+
+def _stale(
+    org: str, last: datetime | None, th: AlertThresholds, as_of: datetime
+) -> list[Condition]:
     hours = None if last is None else (as_of - last).total_seconds() / 3600
     if hours is not None and hours < th.stale_hours:
         return []
@@ -546,7 +564,7 @@ def evaluate_org(
     usd = settings.credit_usd
     month = f"{as_of:%Y-%m}"
     budgets = budget_status(con, settings, as_of) if budgets is None else budgets
-    limits = limit_use(con, as_of, [org]) if limits is None else limits
+    limits = limits_now(con, as_of, [org]) if limits is None else limits
     fc = forecast_org(con, settings, org, as_of)
     return [
         *_cap_rules(fc, th, month, usd),
@@ -561,10 +579,35 @@ def evaluate_org(
 def evaluate_rules(
     con: duckdb.DuckDBPyConnection, settings: Settings, orgs: Sequence[str], as_of: datetime
 ) -> list[Condition]:
-    """Firing conditions of every organization in ``orgs``."""
+    """Firing conditions of every organization in ``orgs``: ``evaluate_org``'s, from one
+    read per rule family for all of them (forecasts, budgets, limits now, daily spend,
+    last successes), then the rules per organization in memory."""
+    names = list(orgs)
+    unique = list(dict.fromkeys(names))
+    th = settings.alerts.thresholds
+    usd = settings.credit_usd
+    month = f"{as_of:%Y-%m}"
+    today = as_of.date()
     budgets = budget_status(con, settings, as_of)
-    limits = limit_use(con, as_of, orgs)
+    limits = limits_now(con, as_of, unique)
+    limits_of = limits.partition_by("org", as_dict=True)
+    no_limits = limits.clear()
+    forecasts = dict(zip(names, forecast_orgs(con, settings, names, as_of), strict=True))
+    spend = spend_daily(con, unique, today - timedelta(days=ANOMALY_NORM_DAYS + 1), today)
+    spend_of = {
+        key[0]: frame["credits"].to_numpy().astype(float)
+        for key, frame in spend.partition_by("org", as_dict=True, maintain_order=True).items()
+    }
+    last_ok = _last_successes(con, names, as_of)
     out: list[Condition] = []
-    for org in orgs:
-        out += evaluate_org(con, settings, org, as_of, budgets, limits)
+    for org in names:  # in evaluate_org's order
+        fc = forecasts[org]
+        out += [
+            *_cap_rules(fc, th, month, usd),
+            *_budget_rules(budgets, org, th, month, usd),
+            *_runout_rule(fc, th, month, usd),
+            *_generation_rules(limits_of.get((org,), no_limits), org, th, today),
+            *_anomaly(org, spend_of.get(org, np.zeros(0)), th, today, usd),
+            *_stale(org, last_ok.get(org), th, as_of),
+        ]
     return out

@@ -10,8 +10,11 @@ Lifecycle of an (org, rule, target, period key), kept in DuckDB so it survives r
   as superseded while the new key fires.
 
 Only organizations evaluated in a check are touched: an organization with no data keeps
-its state. A check evaluates and writes under the collector's write lock (one transaction
-for the state), then delivers outside the lock (network), then records each delivery.
+its state. A check evaluates the rules on the published snapshot (``connect_reader``),
+without the collector's write lock, so a cycle never waits on an evaluation; it takes
+the lock only to decide each alert's status against the stored state, read again from the
+live file (a check that finished meanwhile is seen), and to save it (one transaction);
+then it delivers outside the lock (network), then records each delivery.
 Undelivered notices are retried by the following checks for a day. Each delivery has a
 deadline (``[alerts] delivery_timeout_seconds``, 15 s by default); a channel that hangs
 past it is skipped for the rest of the check (and while its attempt still hangs), its
@@ -206,12 +209,19 @@ def check_alerts(
         with connect_reader(settings.db_path) as con:
             return CheckResult(evaluate_alerts(con, settings, as_of))
 
-    connect_reader(settings.db_path).close()  # NoDataError, rather than create an empty DB
+    # The rules are evaluated on the published snapshot, without the collector's lock:
+    # a cycle never waits on an evaluation (NoDataError here, rather than an empty DB).
+    with connect_reader(settings.db_path) as con:
+        names = _orgs(con, settings)
+        conditions = evaluate_rules(con, settings, names, as_of)
     channels = _channels(settings)
     attempts = settings.alerts.delivery_attempts
     with write_session(settings.db_path) as con:
         ensure_alerts_schema(con)
-        alerts = evaluate_alerts(con, settings, as_of)
+        # Only deciding and saving hold the lock. The state is read again here, from the
+        # live file: a check that finished meanwhile has written it, so nothing it
+        # announced is announced twice; the conditions are those at ``as_of``.
+        alerts = plan_alerts(load_state(con, names), conditions, names)
         event_ids = save_alerts(con, alerts, as_of)
         add_deliveries(con, event_ids, list(channels))
         pending = pending_deliveries(
