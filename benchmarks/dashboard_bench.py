@@ -38,15 +38,16 @@ AS_OF = datetime(2026, 11, 24, 12, 0)
 TARGET_MS = 150.0
 
 
-def generate(db: Path) -> None:
-    """Fill ``db``; the values are pseudo-random but fixed (hash of the keys)."""
+def generate(db: Path, orgs: int = ORGS, years: int = YEARS) -> None:
+    """Fill ``db`` with ``orgs`` organizations (org00, org01, ...) and ``years`` of usage;
+    the values are pseudo-random but fixed (hash of the keys)."""
     con = duckdb.connect(str(db))
     ensure_schema(con)
     con.execute(ALERTS_SCHEMA.read_text(encoding="utf-8"))
     end = AS_OF.date()
-    start = end - timedelta(days=365 * YEARS)
+    start = end - timedelta(days=365 * years)
     params = {
-        "orgs": ORGS,
+        "orgs": orgs,
         "models": MODELS,
         "start": start,
         "end": end,
