@@ -99,6 +99,19 @@ _ANCHOR_SNAPSHOTS = """
 """
 
 
+# The snapshot rows of the window, each (org, model) led by its row in force when the
+# window's first day began (``{anchor}``: from model_daily, or the raw snapshots).
+_WINDOW_ROWS = """o AS (SELECT DISTINCT unnest($orgs::VARCHAR[]) AS org),
+        rows AS (
+            {anchor}
+            UNION ALL
+            SELECT org, model, taken_at, daily_generations, max_daily_generations,
+                   max_concurrent_generations
+            FROM model_snapshots
+            WHERE taken_at >= $day0::TIMESTAMP AND taken_at <= $as_of
+              AND org IN (SELECT org FROM o)),"""
+
+
 def limits_now(
     con: duckdb.DuckDBPyConnection, as_of: datetime, orgs: Sequence[str] | None = None
 ) -> pl.DataFrame:
@@ -110,16 +123,10 @@ def limits_now(
         "day0": as_of.date(),
         "orgs": list(orgs) if orgs is not None else orgs_with_data(con),
     }
-    sql = """
-        WITH o AS (SELECT DISTINCT unnest($orgs::VARCHAR[]) AS org),
-        rows AS (
-            {anchor}
-            UNION ALL
-            SELECT org, model, taken_at, daily_generations, max_daily_generations,
-                   max_concurrent_generations
-            FROM model_snapshots
-            WHERE taken_at >= $day0::TIMESTAMP AND taken_at <= $as_of
-              AND org IN (SELECT org FROM o)),
+    sql = (
+        "WITH "
+        + _WINDOW_ROWS
+        + """
         last AS (
             SELECT org, model, arg_max(gens, taken_at) AS gens,
                    arg_max_null(lim, taken_at) AS lim, arg_max_null(conc, taken_at) AS conc,
@@ -130,6 +137,7 @@ def limits_now(
                conc AS max_concurrent_generations, taken_at AS observed_at
         FROM last ORDER BY org, model
         """
+    )
     try:
         return query(con, sql.format(anchor=_ANCHOR_DAILY), params)
     except duckdb.CatalogException as exc:
@@ -149,15 +157,7 @@ def _limit_use(
     return query(
         con,
         f"""
-        WITH o AS (SELECT DISTINCT unnest($orgs::VARCHAR[]) AS org),
-        rows AS (
-            {anchor}
-            UNION ALL
-            SELECT org, model, taken_at, daily_generations, max_daily_generations,
-                   max_concurrent_generations
-            FROM model_snapshots
-            WHERE taken_at >= $day0::TIMESTAMP AND taken_at <= $as_of
-              AND org IN (SELECT org FROM o)),
+        WITH {_WINDOW_ROWS.format(anchor=anchor)}
         m AS (
             SELECT org, model, taken_at, gens, lim, conc,
                    lead(taken_at) OVER w AS next_at,
