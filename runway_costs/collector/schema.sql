@@ -108,3 +108,50 @@ CREATE TABLE IF NOT EXISTS usage_revisions (
     old_collected_at TIMESTAMP,
     PRIMARY KEY (org, date, model, seen_at)
 );
+
+-- Write-path state (issue #12): what one org's write needs to know about its history, kept
+-- by the collector in that org's transaction so a write reads a few rows of its own instead
+-- of scanning the org's history. Derived from the tables above (``store.rebuild_write_state``
+-- recomputes all of them; ``ensure_schema`` fills them once for a database from before).
+-- Readers never need them.
+
+-- Per org: its daily_usage row count and credit sum (moved by each write's delta), and the
+-- end of its last ok usage collection (max collection_runs.usage_before of ok runs).
+CREATE TABLE IF NOT EXISTS org_usage_totals (
+    org               VARCHAR PRIMARY KEY,
+    usage_rows        BIGINT  NOT NULL,
+    usage_credits     BIGINT  NOT NULL,
+    last_usage_before DATE
+);
+
+-- Per org: its latest org_snapshots row (the one a new balance is compared with).
+CREATE TABLE IF NOT EXISTS org_latest (
+    org                      VARCHAR   PRIMARY KEY,
+    taken_at                 TIMESTAMP NOT NULL,
+    credit_balance           BIGINT    NOT NULL,
+    max_monthly_credit_spend BIGINT    NOT NULL
+);
+
+-- Per (org, model): its latest model_snapshots row, and day_peak, the highest generations
+-- of that row's UTC day (model_daily.gens_peak of the day), so the day's rollup is folded
+-- forward without re-reading the day.
+CREATE TABLE IF NOT EXISTS model_latest (
+    org                        VARCHAR   NOT NULL,
+    model                      VARCHAR   NOT NULL,
+    taken_at                   TIMESTAMP NOT NULL,
+    max_concurrent_generations INTEGER,
+    max_daily_generations      INTEGER,
+    daily_generations          INTEGER   NOT NULL,
+    day_peak                   INTEGER   NOT NULL,
+    PRIMARY KEY (org, model)
+);
+
+-- Per (org, UTC day): when the last ok collection whose usage window held that day finished
+-- (max collection_runs.finished_at over ok runs with usage_start <= date < usage_before):
+-- the old_collected_at of a model new on a day already collected.
+CREATE TABLE IF NOT EXISTS usage_coverage (
+    org        VARCHAR   NOT NULL,
+    date       DATE      NOT NULL,
+    covered_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (org, date)
+);

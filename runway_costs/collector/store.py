@@ -4,6 +4,13 @@ Each organization's results go in ONE transaction together with its ``collection
 row, so a crash (even ``kill -9``) leaves either all of it or none of it. Writes are
 set-based SQL over registered polars frames; nothing loops over rows in Python.
 
+Every statement of an org's write touches only that org's rows of the window being
+written, never its history (issue #12): the latest snapshot rows, the usage totals and
+when each day was last collected are kept in small write-state tables (``org_latest``,
+``model_latest``, ``org_usage_totals``, ``usage_coverage``) in the same transaction; the
+stored usage is read once per write, bounded by the window's dates, and diffed against the
+new rows, so an unchanged org writes nothing but its run row.
+
 After a writer finishes (``write_session`` exits cleanly) the live file is checkpointed,
 closed and copied to ``<db>.snapshot`` by atomic rename: readers open that copy, so they
 never contend for DuckDB's single-writer file lock and always see whole cycles.
@@ -13,6 +20,8 @@ Public API:
     write_org_result(con, run, snapshot, windows) -> int          (rows changed)
     write_failed_run(con, run) -> None
     rebuild_model_daily(con) -> int                              (rows in model_daily)
+    rebuild_write_state(con) -> None          (org_usage_totals, org_latest, model_latest,
+                                               usage_coverage recomputed from the tables)
     last_usage_dates(con) -> dict[str, date]
     publish_snapshot(db_path) -> Path
     adopt_database(db_path) -> list[str]                     (the other tables kept)
@@ -33,9 +42,10 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 import duckdb
 import polars as pl
@@ -45,6 +55,8 @@ from runway_costs.collector.models import OrgSnapshot, UsageWindow
 from runway_costs.core.files import snapshot_path
 
 SCHEMA_VERSION = "1"
+# Bumped when the write-state tables change meaning: ensure_schema rebuilds them once.
+WRITE_STATE_VERSION = "1"
 LIVE_OPEN_WAIT_SECONDS = 30.0
 DATA_TABLES = (
     "org_snapshots",
@@ -53,6 +65,10 @@ DATA_TABLES = (
     "daily_usage",
     "key_usage",
     "usage_revisions",
+    "org_usage_totals",
+    "org_latest",
+    "model_latest",
+    "usage_coverage",
 )
 # Any of these marks a database as the collector's own (schema.sql).
 OWN_TABLES = ("meta", "org_snapshots", "model_snapshots", "daily_usage", "collection_runs")
@@ -94,6 +110,19 @@ _MODEL_SCHEMA = {
     "max_daily_generations": pl.Int64,
     "daily_generations": pl.Int64,
 }
+# The latest model_snapshots row per (org, model) and the highest generations of that row's
+# day: what model_latest holds. ``{where}`` picks the snapshot rows (whole days).
+MODEL_LATEST_SQL = """
+    SELECT org, model, taken_at, max_concurrent_generations, max_daily_generations,
+           daily_generations, day_peak
+    FROM (
+        SELECT *, max(daily_generations)
+                      OVER (PARTITION BY org, model, CAST(taken_at AS DATE)) AS day_peak
+        FROM model_snapshots WHERE {where}
+    )
+    QUALIFY row_number() OVER (PARTITION BY org, model ORDER BY taken_at DESC) = 1
+"""
+
 _USAGE_SCHEMA = {"date": pl.Date, "model": pl.String, "credits": pl.Int64}
 _KEY_SCHEMA = {"date": pl.Date, "api_key_id": pl.String, "model": pl.String, "credits": pl.Int64}
 _WINDOW_SCHEMA = {"start": pl.Date, "before": pl.Date}
@@ -132,6 +161,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     ).fetchall()[0][0]
     if needs_rollup:  # a database from before model_daily: derive it once
         rebuild_model_daily(con)
+    state = con.execute("SELECT value FROM meta WHERE key = 'write_state'").fetchall()
+    if not state or state[0][0] != WRITE_STATE_VERSION:  # from before the write-state tables
+        rebuild_write_state(con)
 
 
 def rebuild_model_daily(con: duckdb.DuckDBPyConnection) -> int:
@@ -139,17 +171,71 @@ def rebuild_model_daily(con: duckdb.DuckDBPyConnection) -> int:
 
     The migration of older databases, and the way to keep the rollup right after writing
     model_snapshots rows by other means than ``write_org_result`` (test seeds, generators).
-    Call it outside a transaction.
+    Call it outside a transaction. ``model_latest`` (derived from the same rows) is
+    recomputed with it.
     """
     con.begin()
     try:
         con.execute("DELETE FROM model_daily")
         con.execute("INSERT INTO model_daily " + MODEL_DAILY_SQL.format(where="TRUE"))
+        con.execute("DELETE FROM model_latest")
+        con.execute("INSERT INTO model_latest " + MODEL_LATEST_SQL.format(where="TRUE"))
         con.commit()
     except BaseException:
         rollback_quietly(con)
         raise
     return int(con.execute("SELECT count(*) FROM model_daily").fetchall()[0][0])
+
+
+def rebuild_write_state(con: duckdb.DuckDBPyConnection) -> None:
+    """Recompute the write-state tables from the collector's tables, in one transaction.
+
+    The migration of databases from before them (``ensure_schema``, once), and the way to
+    make them right again after writing daily_usage, org_snapshots, model_snapshots or
+    collection_runs rows by other means than this module (``rebuild_model_daily`` too if
+    model_snapshots changed). Call it outside a transaction.
+    """
+    con.begin()
+    try:
+        con.execute("DELETE FROM org_usage_totals")
+        con.execute(
+            """
+            INSERT INTO org_usage_totals
+            SELECT org, coalesce(u.n, 0), coalesce(u.c, 0), r.last_before
+            FROM (SELECT org, count(*) AS n, sum(credits) AS c FROM daily_usage GROUP BY org) u
+            FULL JOIN (
+                SELECT org, max(usage_before) AS last_before FROM collection_runs
+                WHERE status = 'ok' GROUP BY org
+            ) r USING (org)
+            """
+        )
+        con.execute("DELETE FROM org_latest")
+        con.execute(
+            """
+            INSERT INTO org_latest
+            SELECT org, max(taken_at), arg_max(credit_balance, taken_at),
+                   arg_max(max_monthly_credit_spend, taken_at)
+            FROM org_snapshots GROUP BY org
+            """
+        )
+        con.execute("DELETE FROM model_latest")
+        con.execute("INSERT INTO model_latest " + MODEL_LATEST_SQL.format(where="TRUE"))
+        con.execute("DELETE FROM usage_coverage")
+        con.execute(
+            """
+            INSERT INTO usage_coverage
+            SELECT org, CAST(d AS DATE) AS date, max(finished_at)
+            FROM collection_runs,
+                 LATERAL (SELECT unnest(range(usage_start, usage_before, INTERVAL 1 DAY)) AS d)
+            WHERE status = 'ok' AND usage_start IS NOT NULL AND usage_before IS NOT NULL
+            GROUP BY org, CAST(d AS DATE)
+            """
+        )
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('write_state', ?)", [WRITE_STATE_VERSION])
+        con.commit()
+    except BaseException:
+        rollback_quietly(con)
+        raise
 
 
 def rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
@@ -315,10 +401,9 @@ def last_usage_dates(con: duckdb.DuckDBPyConnection) -> dict[str, date]:
     """Per org, the last day covered by a successful usage collection."""
     rows = con.execute(
         """
-        SELECT org, max(usage_before) - INTERVAL 1 DAY
-        FROM collection_runs
-        WHERE status = 'ok' AND usage_before IS NOT NULL
-        GROUP BY org
+        SELECT org, last_usage_before - INTERVAL 1 DAY
+        FROM org_usage_totals
+        WHERE last_usage_before IS NOT NULL
         """
     ).fetchall()
     return {org: (d.date() if isinstance(d, datetime) else d) for org, d in rows}
@@ -340,12 +425,14 @@ def write_org_result(
     con.begin()
     try:
         changed = 0
+        delta = _UsageDelta()
         if snapshot is not None:
             changed += _write_snapshot(con, run.org, snapshot)
         if windows:
-            changed += _write_usage(con, run.org, windows, written_at)
+            delta = _write_usage(con, run.org, windows, written_at)
+            changed += delta.changed
             changed += _write_key_usage(con, run.org, windows, written_at)
-        _insert_run(con, run, status="ok", rows_changed=changed)
+        _insert_run(con, run, status="ok", rows_changed=changed, delta=delta)
         con.commit()
     except BaseException:
         rollback_quietly(con)
@@ -357,11 +444,21 @@ def write_failed_run(con: duckdb.DuckDBPyConnection, run: RunRecord) -> None:
     """A failed org leaves only its run row (status failed, error text)."""
     con.begin()
     try:
-        _insert_run(con, run, status="failed", rows_changed=0)
+        _insert_run(con, run, status="failed", rows_changed=0, delta=_UsageDelta())
         con.commit()
     except BaseException:
         rollback_quietly(con)
         raise
+
+
+@dataclass(frozen=True, slots=True)
+class _UsageDelta:
+    """What one write did to an org's daily_usage: rows changed, and how its row count and
+    credit sum moved (added to ``org_usage_totals``)."""
+
+    changed: int = 0
+    rows: int = 0
+    credits: int = 0
 
 
 def _row_count(con: duckdb.DuckDBPyConnection, sql: str, params: object) -> int:
@@ -372,28 +469,43 @@ def _row_count(con: duckdb.DuckDBPyConnection, sql: str, params: object) -> int:
 
 
 def _write_snapshot(con: duckdb.DuckDBPyConnection, org: str, snap: OrgSnapshot) -> int:
-    """Insert the org row and changed model rows; a row only when something changed."""
+    """Insert the org row and changed model rows; a row only when something changed.
+
+    "Changed" is against the org's latest row (``org_latest``, ``model_latest``), which
+    move forward with the rows inserted; ``model_daily`` is folded forward from
+    ``model_latest.day_peak``. A row at or before the latest one (the same instant
+    written again, or a clock gone back) takes the exact path: its day is reduced again.
+    """
+    params = {
+        "org": org,
+        "taken_at": snap.taken_at,
+        "balance": snap.credit_balance,
+        "cap": snap.max_monthly_credit_spend,
+    }
     inserted = _row_count(
         con,
         """
         INSERT OR REPLACE INTO org_snapshots
         SELECT $org, $taken_at, $balance, $cap
         WHERE NOT EXISTS (
-            SELECT 1 FROM (
-                SELECT credit_balance, max_monthly_credit_spend FROM org_snapshots
-                WHERE org = $org ORDER BY taken_at DESC LIMIT 1
-            ) AS latest
-            WHERE latest.credit_balance = $balance
-              AND latest.max_monthly_credit_spend = $cap
+            SELECT 1 FROM org_latest l
+            WHERE l.org = $org AND l.credit_balance = $balance
+              AND l.max_monthly_credit_spend = $cap
         )
         """,
-        {
-            "org": org,
-            "taken_at": snap.taken_at,
-            "balance": snap.credit_balance,
-            "cap": snap.max_monthly_credit_spend,
-        },
+        params,
     )
+    if inserted:
+        con.execute(
+            """
+            INSERT INTO org_latest VALUES ($org, $taken_at, $balance, $cap)
+            ON CONFLICT (org) DO UPDATE SET
+                taken_at = excluded.taken_at, credit_balance = excluded.credit_balance,
+                max_monthly_credit_spend = excluded.max_monthly_credit_spend
+            WHERE excluded.taken_at >= org_latest.taken_at
+            """,
+            params,
+        )
     models = pl.DataFrame(
         {
             "model": [m.model for m in snap.models],
@@ -403,147 +515,215 @@ def _write_snapshot(con: duckdb.DuckDBPyConnection, org: str, snap: OrgSnapshot)
         },
         schema=_MODEL_SCHEMA,
     ).unique(subset="model", keep="last")
+    at = {"org": org, "taken_at": snap.taken_at}
     con.register("_new_models", models)
     try:
-        model_rows = _row_count(
+        changed = _query(
             con,
             """
-            INSERT OR REPLACE INTO model_snapshots
-            WITH latest AS (
-                SELECT model, max_concurrent_generations, max_daily_generations,
-                       daily_generations
-                FROM model_snapshots WHERE org = $org
-                QUALIFY row_number() OVER (PARTITION BY model ORDER BY taken_at DESC) = 1
-            )
-            SELECT $org, $taken_at, n.model, n.max_concurrent_generations,
-                   n.max_daily_generations, n.daily_generations
-            FROM _new_models n LEFT JOIN latest l ON l.model = n.model
+            SELECT n.model, n.max_concurrent_generations, n.max_daily_generations,
+                   n.daily_generations,
+                   l.taken_at IS NULL OR l.taken_at < $taken_at AS forward,
+                   CASE WHEN CAST(l.taken_at AS DATE) = CAST($taken_at AS DATE)
+                        THEN greatest(l.day_peak, n.daily_generations)
+                        ELSE n.daily_generations END AS day_peak
+            FROM _new_models n
+            LEFT JOIN (SELECT * FROM model_latest WHERE org = $org) l ON l.model = n.model
             WHERE l.model IS NULL
                OR l.max_concurrent_generations IS DISTINCT FROM n.max_concurrent_generations
                OR l.max_daily_generations IS DISTINCT FROM n.max_daily_generations
                OR l.daily_generations IS DISTINCT FROM n.daily_generations
             """,
-            {"org": org, "taken_at": snap.taken_at},
+            at,
         )
     finally:
         unregister_quietly(con, "_new_models")
-    if model_rows:
-        _refresh_model_daily(con, org, snap.taken_at)
-    return int(inserted) + int(model_rows)
+    if changed.is_empty():
+        return int(inserted)
+    con.register("_changed_models", changed)
+    try:
+        con.execute(
+            """
+            INSERT OR REPLACE INTO model_snapshots
+            SELECT $org, $taken_at, model, max_concurrent_generations, max_daily_generations,
+                   daily_generations
+            FROM _changed_models
+            """,
+            at,
+        )
+        if changed["forward"].any():
+            con.execute(
+                """
+                INSERT OR REPLACE INTO model_latest
+                SELECT $org, model, $taken_at, max_concurrent_generations,
+                       max_daily_generations, daily_generations, day_peak
+                FROM _changed_models WHERE forward
+                """,
+                at,
+            )
+            con.execute(
+                """
+                INSERT OR REPLACE INTO model_daily
+                SELECT $org, CAST($taken_at AS DATE), model, daily_generations, day_peak,
+                       max_daily_generations, max_concurrent_generations, $taken_at
+                FROM _changed_models WHERE forward
+                """,
+                at,
+            )
+        if not changed["forward"].all():
+            _refresh_model_day(con, org, snap.taken_at)
+    finally:
+        unregister_quietly(con, "_changed_models")
+    return int(inserted) + changed.height
 
 
-def _refresh_model_daily(con: duckdb.DuckDBPyConnection, org: str, taken_at: datetime) -> None:
-    """Recompute the rollup of ``taken_at``'s day for the models with a row at ``taken_at``.
-
-    Reducing the whole day again (at most a day of rows per model) rather than folding the
-    new row into the old totals stays exact even when a row at the same time is replaced.
-    """
+def _refresh_model_day(con: duckdb.DuckDBPyConnection, org: str, taken_at: datetime) -> None:
+    """The exact path for models of ``_changed_models`` written at or before their latest
+    row: reduce ``taken_at``'s day again, and their latest rows (and day peaks) from their
+    snapshot rows."""
+    backward = "model IN (SELECT model FROM _changed_models WHERE NOT forward)"
     day_rows = (
         "org = $org AND taken_at >= CAST($taken_at AS DATE)"
-        " AND taken_at < CAST($taken_at AS DATE) + INTERVAL 1 DAY"
-        " AND model IN (SELECT model FROM model_snapshots WHERE org = $org"
-        " AND taken_at = $taken_at)"
+        " AND taken_at < CAST($taken_at AS DATE) + INTERVAL 1 DAY AND " + backward
+    )
+    params = {"org": org, "taken_at": taken_at}
+    con.execute(
+        "INSERT OR REPLACE INTO model_daily " + MODEL_DAILY_SQL.format(where=day_rows), params
     )
     con.execute(
-        "INSERT OR REPLACE INTO model_daily " + MODEL_DAILY_SQL.format(where=day_rows),
-        {"org": org, "taken_at": taken_at},
+        "INSERT OR REPLACE INTO model_latest "
+        + MODEL_LATEST_SQL.format(where="org = $org AND " + backward),
+        {"org": org},
+    )
+
+
+def _frame(rows: Sequence[object], names: Sequence[str], schema: dict) -> pl.DataFrame:
+    """The rows' attributes ``names`` as a frame, summed per key (every column but credits)."""
+    data = {name: [getattr(r, name) for r in rows] for name in names}
+    keys = [n for n in names if n != "credits"]
+    return pl.DataFrame(data, schema=schema).group_by(keys).agg(pl.col("credits").sum())
+
+
+def _bounds(windows: Sequence[UsageWindow], frame: pl.DataFrame) -> dict[str, date]:
+    """[lo, hi): the dates of the windows and of the rows reported in them."""
+    lo = min(w.start for w in windows)
+    hi = max(w.before for w in windows)
+    if not frame.is_empty():
+        first, last = frame["date"].min(), frame["date"].max()
+        assert isinstance(first, date) and isinstance(last, date)
+        lo, hi = min(lo, first), max(hi, last + timedelta(days=1))
+    return {"lo": lo, "hi": hi}
+
+
+def _query(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> pl.DataFrame:
+    """A SELECT's rows as a polars frame (typed columns even when no row matches)."""
+    return cast(pl.DataFrame, pl.from_arrow(con.sql(sql, params=params).to_arrow_table()))
+
+
+def _diff(
+    con: duckdb.DuckDBPyConnection, table: str, keys: Sequence[str], params: dict
+) -> pl.DataFrame:
+    """The keys whose stored credits the write changes (``_new`` and ``_spans``
+    registered): reported with other credits or not stored (old_credits NULL), or stored in
+    a window and no longer reported (new_credits NULL), with the stored collected_at.
+
+    Reads the org's stored rows of [lo, hi) only (``_bounds``).
+    """
+    key_cols = ", ".join(f"coalesce(n.{k}, o.{k}) AS {k}" for k in keys)
+    on = " AND ".join(f"o.{k} = n.{k}" for k in keys)
+    return _query(
+        con,
+        f"""
+        WITH o AS (
+            SELECT {", ".join(keys)}, credits, collected_at FROM {table}
+            WHERE org = $org AND date >= $lo AND date < $hi
+        )
+        SELECT {key_cols}, o.credits AS old_credits, o.collected_at AS old_collected_at,
+               n.credits AS new_credits
+        FROM _new n FULL JOIN o ON {on}
+        WHERE CASE WHEN n.date IS NOT NULL THEN o.credits IS DISTINCT FROM n.credits
+                   ELSE EXISTS (SELECT 1 FROM _spans w WHERE o.date >= w.start
+                                AND o.date < w.before) END
+        """,
+        {k: params[k] for k in ("org", "lo", "hi")},
+    )
+
+
+def _apply_diff(
+    con: duckdb.DuckDBPyConnection, table: str, keys: Sequence[str], params: dict
+) -> None:
+    """Upsert the reported rows of ``_diff`` (collected_at $now), delete the vanished."""
+    cols = ", ".join(keys)
+    con.execute(
+        f"INSERT OR REPLACE INTO {table} (org, {cols}, credits, collected_at) "
+        f"SELECT $org, {cols}, new_credits, $now FROM _diff WHERE new_credits IS NOT NULL",
+        {k: params[k] for k in ("org", "now")},
+    )
+    match = " AND ".join(f"x.{k} = {table}.{k}" for k in keys)
+    con.execute(
+        f"""
+        DELETE FROM {table}
+        WHERE org = $org AND date >= $lo AND date < $hi
+          AND EXISTS (SELECT 1 FROM _diff x WHERE x.new_credits IS NULL AND {match})
+        """,
+        {k: params[k] for k in ("org", "lo", "hi")},
     )
 
 
 def _write_usage(
     con: duckdb.DuckDBPyConnection, org: str, windows: Sequence[UsageWindow], now: datetime
-) -> int:
+) -> _UsageDelta:
     """Upsert the reported (date, model) credits and drop rows the API no longer reports.
 
-    ``collected_at`` moves only when a value changes, so identical data is a no-op. Every
-    change is kept in ``usage_revisions`` first (same transaction): a changed or dropped
-    value with its old and new credits, and a model new on a day an earlier collection
-    had already covered (old credits NULL).
+    ``collected_at`` moves only when a value changes, so identical data is a no-op (one
+    read of the window's stored rows, no write). Every change is kept in
+    ``usage_revisions`` first (same transaction): a changed or dropped value with its old
+    and new credits, and a model new on a day an earlier collection had already covered
+    (old credits NULL, old_collected_at from ``usage_coverage``).
     """
-    rows = [r for w in windows for r in w.rows]
-    usage = (
-        pl.DataFrame(
-            {
-                "date": [r.date for r in rows],
-                "model": [r.model for r in rows],
-                "credits": [r.credits for r in rows],
-            },
-            schema=_USAGE_SCHEMA,
-        )
-        .group_by("date", "model")
-        .agg(pl.col("credits").sum())
-    )
+    usage = _frame([r for w in windows for r in w.rows], list(_USAGE_SCHEMA), _USAGE_SCHEMA)
     spans = pl.DataFrame(
         {"start": [w.start for w in windows], "before": [w.before for w in windows]},
         schema=_WINDOW_SCHEMA,
     )
-    con.register("_new_usage", usage)
-    con.register("_windows", spans)
-    params = {"org": org, "now": now}
+    params = {"org": org, "now": now, **_bounds(windows, usage)}
+    con.register("_new", usage)
+    con.register("_spans", spans)
     try:
-        _record_revisions(con, params)
-        upserted = _row_count(
-            con,
-            """
-            MERGE INTO daily_usage AS t
-            USING (SELECT $org AS org, date, model, credits FROM _new_usage) AS s
-            ON t.org = s.org AND t.date = s.date AND t.model = s.model
-            WHEN MATCHED AND t.credits <> s.credits THEN
-                UPDATE SET credits = s.credits, collected_at = $now
-            WHEN NOT MATCHED THEN
-                INSERT (org, date, model, credits, collected_at)
-                VALUES (s.org, s.date, s.model, s.credits, $now)
-            """,
-            params,
-        )
-        deleted = _row_count(
-            con,
-            """
-            DELETE FROM daily_usage AS d
-            WHERE d.org = $org
-              AND EXISTS (SELECT 1 FROM _windows w WHERE d.date >= w.start AND d.date < w.before)
-              AND NOT EXISTS (
-                  SELECT 1 FROM _new_usage n WHERE n.date = d.date AND n.model = d.model
-              )
-            """,
-            {"org": org},
-        )
+        diff = _diff(con, "daily_usage", ("date", "model"), params)
     finally:
-        unregister_quietly(con, "_new_usage", "_windows")
-    return int(upserted) + int(deleted)
+        unregister_quietly(con, "_new", "_spans")
+    if diff.is_empty():
+        return _UsageDelta()
+    con.register("_diff", diff)
+    try:
+        con.execute(REVISIONS_SQL, params)
+        _apply_diff(con, "daily_usage", ("date", "model"), params)
+    finally:
+        unregister_quietly(con, "_diff")
+    added = diff["old_credits"].null_count()
+    vanished = diff["new_credits"].null_count()
+    credits = _total(diff["new_credits"]) - _total(diff["old_credits"])
+    return _UsageDelta(changed=diff.height, rows=added - vanished, credits=credits)
+
+
+def _total(column: pl.Series) -> int:
+    """The sum of an integer column, NULLs as 0 (exact: Int64 in, int out)."""
+    return int(cast(int, column.fill_null(0).sum()))
 
 
 REVISIONS_SQL = """
     INSERT OR REPLACE INTO usage_revisions
         (org, date, model, seen_at, old_credits, new_credits, old_collected_at)
-    WITH covered AS (  -- the last earlier ok collection whose window held each new day
-        SELECT n.date, max(r.finished_at) AS covered_at
-        FROM (SELECT DISTINCT date FROM _new_usage) n
-        JOIN collection_runs r
-          ON r.org = $org AND r.status = 'ok'
-         AND r.usage_start <= n.date AND n.date < r.usage_before
-        GROUP BY n.date)
-    SELECT $org, n.date, n.model, $now, t.credits, n.credits, t.collected_at
-    FROM _new_usage n
-    JOIN daily_usage t ON t.org = $org AND t.date = n.date AND t.model = n.model
-    WHERE t.credits <> n.credits
-    UNION ALL
-    SELECT $org, n.date, n.model, $now, NULL, n.credits, c.covered_at
-    FROM _new_usage n JOIN covered c ON c.date = n.date
-    WHERE NOT EXISTS (
-        SELECT 1 FROM daily_usage t WHERE t.org = $org AND t.date = n.date AND t.model = n.model)
-    UNION ALL
-    SELECT d.org, d.date, d.model, $now, d.credits, NULL, d.collected_at
-    FROM daily_usage d
-    WHERE d.org = $org
-      AND EXISTS (SELECT 1 FROM _windows w WHERE d.date >= w.start AND d.date < w.before)
-      AND NOT EXISTS (SELECT 1 FROM _new_usage n WHERE n.date = d.date AND n.model = d.model)
+    SELECT $org, d.date, d.model, $now, d.old_credits, d.new_credits,
+           CASE WHEN d.old_credits IS NULL THEN c.covered_at ELSE d.old_collected_at END
+    FROM _diff d
+    LEFT JOIN (  -- the last earlier ok collection whose window held the day
+        SELECT date, covered_at FROM usage_coverage
+        WHERE org = $org AND date >= $lo AND date < $hi
+    ) c ON c.date = d.date
+    WHERE d.old_credits IS NOT NULL OR c.covered_at IS NOT NULL
 """
-
-
-def _record_revisions(con: duckdb.DuckDBPyConnection, params: dict) -> None:
-    """Keep what the upsert is about to change (``_new_usage`` and ``_windows`` registered)."""
-    con.execute(REVISIONS_SQL, params)
 
 
 def _write_key_usage(
@@ -554,63 +734,74 @@ def _write_key_usage(
     answered = [w for w in windows if w.key_rows is not None]
     if not answered:
         return 0
-    rows = [r for w in answered for r in (w.key_rows or ())]
-    keys = (
-        pl.DataFrame(
-            {
-                "date": [r.date for r in rows],
-                "api_key_id": [r.api_key_id for r in rows],
-                "model": [r.model for r in rows],
-                "credits": [r.credits for r in rows],
-            },
-            schema=_KEY_SCHEMA,
-        )
-        .group_by("date", "api_key_id", "model")
-        .agg(pl.col("credits").sum())
-    )
+    keys = _frame([r for w in answered for r in (w.key_rows or ())], list(_KEY_SCHEMA), _KEY_SCHEMA)
     spans = pl.DataFrame(
         {"start": [w.start for w in answered], "before": [w.before for w in answered]},
         schema=_WINDOW_SCHEMA,
     )
-    con.register("_new_keys", keys)
-    con.register("_key_windows", spans)
+    params = {"org": org, "now": now, **_bounds(answered, keys)}
+    key_cols = ("date", "api_key_id", "model")
+    con.register("_new", keys)
+    con.register("_spans", spans)
     try:
-        upserted = _row_count(
-            con,
-            """
-            MERGE INTO key_usage AS t
-            USING (SELECT $org AS org, date, api_key_id, model, credits FROM _new_keys) AS s
-            ON t.org = s.org AND t.date = s.date AND t.api_key_id = s.api_key_id
-               AND t.model = s.model
-            WHEN MATCHED AND t.credits <> s.credits THEN
-                UPDATE SET credits = s.credits, collected_at = $now
-            WHEN NOT MATCHED THEN
-                INSERT (org, date, api_key_id, model, credits, collected_at)
-                VALUES (s.org, s.date, s.api_key_id, s.model, s.credits, $now)
-            """,
-            {"org": org, "now": now},
-        )
-        deleted = _row_count(
-            con,
-            """
-            DELETE FROM key_usage AS d
-            WHERE d.org = $org
-              AND EXISTS (SELECT 1 FROM _key_windows w
-                          WHERE d.date >= w.start AND d.date < w.before)
-              AND NOT EXISTS (
-                  SELECT 1 FROM _new_keys n WHERE n.date = d.date
-                     AND n.api_key_id = d.api_key_id AND n.model = d.model)
-            """,
-            {"org": org},
-        )
+        diff = _diff(con, "key_usage", key_cols, params)
     finally:
-        unregister_quietly(con, "_new_keys", "_key_windows")
-    return int(upserted) + int(deleted)
+        unregister_quietly(con, "_new", "_spans")
+    if diff.is_empty():
+        return 0
+    con.register("_diff", diff)
+    try:
+        _apply_diff(con, "key_usage", key_cols, params)
+    finally:
+        unregister_quietly(con, "_diff")
+    return diff.height
 
 
 def _insert_run(
-    con: duckdb.DuckDBPyConnection, run: RunRecord, *, status: str, rows_changed: int
+    con: duckdb.DuckDBPyConnection,
+    run: RunRecord,
+    *,
+    status: str,
+    rows_changed: int,
+    delta: _UsageDelta,
 ) -> None:
+    """The run row; an ok run first moves the org's ``org_usage_totals`` by the write's
+    delta (and its last usage collection) and records the totals, and marks the days of
+    its usage window collected (``usage_coverage``)."""
+    ok = status == "ok"
+    if ok:
+        con.execute(
+            """
+            INSERT INTO org_usage_totals VALUES ($org, $rows, $credits, $before)
+            ON CONFLICT (org) DO UPDATE SET
+                usage_rows = org_usage_totals.usage_rows + excluded.usage_rows,
+                usage_credits = org_usage_totals.usage_credits + excluded.usage_credits,
+                last_usage_before = greatest(org_usage_totals.last_usage_before,
+                                             excluded.last_usage_before)
+            """,
+            {
+                "org": run.org,
+                "rows": delta.rows,
+                "credits": delta.credits,
+                "before": run.usage_before,
+            },
+        )
+        if run.usage_start is not None and run.usage_before is not None:
+            con.execute(
+                """
+                INSERT INTO usage_coverage
+                SELECT $org, CAST(d AS DATE), $finished_at
+                FROM range(CAST($start AS DATE), CAST($before AS DATE), INTERVAL 1 DAY) t(d)
+                ON CONFLICT (org, date) DO UPDATE SET covered_at = excluded.covered_at
+                WHERE excluded.covered_at > usage_coverage.covered_at
+                """,
+                {
+                    "org": run.org,
+                    "finished_at": run.finished_at,
+                    "start": run.usage_start,
+                    "before": run.usage_before,
+                },
+            )
     con.execute(
         """
         INSERT INTO collection_runs (org, kind, started_at, finished_at, status, error,
@@ -618,9 +809,9 @@ def _insert_run(
             usage_rows, usage_credits)
         SELECT $org, $kind, $started_at, $finished_at, $status, $error, $http_calls,
             $retries, $usage_start, $usage_before, $rows_changed,
-            CASE WHEN $status = 'ok' THEN count(*) END,
-            CASE WHEN $status = 'ok' THEN coalesce(sum(credits), 0) END
-        FROM daily_usage WHERE org = $org
+            CASE WHEN $ok THEN coalesce(max(usage_rows), 0) END,
+            CASE WHEN $ok THEN coalesce(max(usage_credits), 0) END
+        FROM org_usage_totals WHERE org = $org
         """,
         {
             "org": run.org,
@@ -628,6 +819,7 @@ def _insert_run(
             "started_at": run.started_at,
             "finished_at": run.finished_at,
             "status": status,
+            "ok": ok,
             "error": run.error,
             "http_calls": run.http_calls,
             "retries": run.retries,

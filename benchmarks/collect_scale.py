@@ -1,0 +1,154 @@
+"""How a collection cycle scales with organizations (issue #12): seconds per org at each size.
+
+    .venv/bin/python benchmarks/collect_scale.py [--sizes 200,2000] [--concurrency 16]
+
+For each size N: a sandbox with N organizations, frozen at one instant, serves from a child
+process (so its CPU does not share the collector's interpreter), and two cycles run into a
+fresh DuckDB file: a backfill (first contact: 90 days of usage per org) and a steady-state
+cycle right after it (the same instant: nothing changed, every statement should be a no-op).
+
+Per cycle it prints the wall time and seconds per org, HTTP calls per org, the fetch span
+(from the start until the last organization's fetch finished), the writer's busy time
+(every ``_write`` batch: opening the file, the per-org transactions, checkpoint, publish)
+and, within it, the per-org transactions alone. Then the ratio of seconds per org at each
+size against the smallest (goal for the steady state: within 1.3x). Not a test: it prints
+figures and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from runway_costs.collector import cycle  # noqa: E402
+from runway_costs.core.clock import fixed_clock  # noqa: E402
+from runway_costs.core.config import CollectionConfig, OrgConfig, Settings  # noqa: E402
+from runway_costs.sandbox.server import SandboxServer  # noqa: E402
+
+NOW = "2026-11-24T12:00:00Z"
+CLOCK = fixed_clock(datetime(2026, 11, 24, 12, 0))  # the sandbox's frozen instant
+
+
+def _serve(n_orgs: int, conn: Any, stop: Any) -> None:
+    with SandboxServer(seed=7, now=NOW, n_orgs=n_orgs) as sb:
+        conn.send((sb.base_url, sb.orgs))
+        stop.wait()
+
+
+@dataclass
+class Timings:
+    """Accumulated by the wrappers installed around the cycle's fetch and write steps."""
+
+    t0: float = 0.0
+    last_fetch_done: float = 0.0
+    writer_busy: float = 0.0
+    transactions: float = 0.0
+
+    def reset(self) -> None:
+        self.t0 = time.perf_counter()
+        self.last_fetch_done = self.writer_busy = self.transactions = 0.0
+
+
+TIMINGS = Timings()
+
+
+def _instrument() -> None:
+    fetch_org, write, write_org_result = cycle._fetch_org, cycle._write, cycle.write_org_result
+
+    async def timed_fetch(*args: Any, **kwargs: Any) -> Any:
+        out = await fetch_org(*args, **kwargs)
+        TIMINGS.last_fetch_done = time.perf_counter() - TIMINGS.t0
+        return out
+
+    def timed_write(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return write(*args, **kwargs)
+        finally:
+            TIMINGS.writer_busy += time.perf_counter() - started
+
+    def timed_write_org(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return write_org_result(*args, **kwargs)
+        finally:
+            TIMINGS.transactions += time.perf_counter() - started
+
+    cycle._fetch_org = timed_fetch  # type: ignore[assignment]
+    cycle._write = timed_write  # type: ignore[assignment]
+    cycle.write_org_result = timed_write_org  # type: ignore[assignment]
+
+
+def run_size(n: int, concurrency: int) -> dict[str, float]:
+    parent, child = mp.Pipe()
+    stop = mp.Event()
+    server = mp.Process(target=_serve, args=(n, child, stop), daemon=True)
+    server.start()
+    base_url, orgs = parent.recv()
+    per_org: dict[str, float] = {}
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix="runway-scale-"))
+        settings = Settings(
+            db_path=tmp / "bench.duckdb",
+            orgs=tuple(
+                OrgConfig(name=o["name"], api_key=SecretStr(o["api_key"]), base_url=base_url)
+                for o in orgs
+            ),
+            collection=CollectionConfig(
+                concurrency=concurrency, backoff_base_seconds=0.05, backoff_max_seconds=1
+            ),
+        )
+        for label in ("backfill", "steady"):
+            TIMINGS.reset()
+            result = cycle.run_cycle_sync(settings, clock=CLOCK)
+            wall = time.perf_counter() - TIMINGS.t0
+            calls = sum(r.http_calls for r in result.orgs)
+            rows = sum(r.rows_changed for r in result.orgs)
+            per_org[label] = wall / n
+            print(
+                f"N={n:<6} {label:<9} wall={wall:7.2f}s  s/org={wall / n * 1000:6.2f}ms  "
+                f"ok={n - len(result.failed)}  http_calls/org={calls / n:.2f}  "
+                f"rows_changed={rows}  fetch_span={TIMINGS.last_fetch_done:.2f}s  "
+                f"writer_busy={TIMINGS.writer_busy:.2f}s  "
+                f"(transactions {TIMINGS.transactions:.2f}s = "
+                f"{TIMINGS.transactions / n * 1000:.2f}ms/org)",
+                flush=True,
+            )
+        size = settings.db_path.stat().st_size
+        print(f"N={n:<6} database {size / 1e6:.1f} MB", flush=True)
+    finally:
+        stop.set()
+        server.join(timeout=15)
+    return per_org
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="200,2000")
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    _instrument()
+    figures = {n: run_size(n, args.concurrency) for n in sizes}
+    base = sizes[0]
+    for n in sizes[1:]:
+        for label in ("backfill", "steady"):
+            ratio = figures[n][label] / figures[base][label]
+            goal = "  (goal <= 1.3x)" if label == "steady" else ""
+            print(f"s/org at {n} vs {base}, {label}: {ratio:.2f}x{goal}")
+
+
+if __name__ == "__main__":
+    mp.set_start_method("fork")
+    main()
