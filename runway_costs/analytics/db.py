@@ -102,16 +102,18 @@ def table_names(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in rows]
 
 
-# A DuckDB file is three 4 KiB headers, then ``total_blocks`` blocks of ``block_size``.
+# A DuckDB file is three 4 KiB headers, then its blocks of ``block_size``: at least its
+# ``used_blocks`` of them (free blocks at the end are cut off at a checkpoint, so the
+# header's ``total_blocks`` may exceed what a healthy file holds).
 _HEADER_BYTES = 3 * 4096
 
 
 def _check_complete(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Every block the file's own header counts is in the file: a truncated copy (a full
+    """The file is long enough for the blocks in use it counts: a truncated copy (a full
     disk, an interrupted copy) is caught here, at open, by one stat and one pragma, not by
     reading the whole file (gigabytes at scale). Damage inside a block still fails its
     query, and that is one clear line too (``describe_error``)."""
-    rows = con.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchall()
+    rows = con.execute("SELECT block_size, used_blocks FROM pragma_database_size()").fetchall()
     if not rows:
         return
     row = rows[0]
@@ -119,7 +121,7 @@ def _check_complete(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     size = path.stat().st_size
     if size < expected:
         raise BadDatabaseError(
-            path, f"it is truncated or damaged ({size:,} bytes of the {expected:,} it counts)"
+            path, f"it is truncated or damaged ({size:,} bytes, its blocks need {expected:,})"
         )
 
 
