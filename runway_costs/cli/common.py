@@ -23,6 +23,7 @@ from runway_costs.core.config import (
     ENV_CONFIG,
     ENV_DB,
     ENV_KEY,
+    ENV_PASSWORD,
     ConfigError,
     Settings,
     load_settings,
@@ -49,6 +50,13 @@ ConfigOption = Annotated[
         help=f"TOML config file (env {ENV_CONFIG}; none: one org keyed by {ENV_KEY})",
     ),
 ]
+# Serving (dashboard, up, metrics): loopback needs no password, any other address does.
+HostOption = Annotated[
+    str,
+    typer.Option("--host", help=f"Address to bind; anything but 127.0.0.1 needs {ENV_PASSWORD}"),
+]
+PortOption = Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to serve on")]
+DEFAULT_METRICS_PORT = 9464  # Prometheus /metrics: `metrics --port`, `up --metrics-port`
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")]
 OrgOption = Annotated[str | None, typer.Option("--org", help="Only this organization")]
 AsOfOption = Annotated[

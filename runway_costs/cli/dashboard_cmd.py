@@ -11,11 +11,14 @@ import typer
 
 from runway_costs.analytics.alerts import alerts_after_cycle
 from runway_costs.cli.common import (
+    DEFAULT_METRICS_PORT,
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_USAGE,
     ConfigOption,
     DbOption,
+    HostOption,
+    PortOption,
     cli_clock,
     console,
     db_problem,
@@ -36,14 +39,6 @@ from runway_costs.dashboard.serve import (
     start,
 )
 
-HostOption = Annotated[
-    str,
-    typer.Option(
-        "--host",
-        help="Address to bind; anything but 127.0.0.1 needs RUNWAY_COSTS_DASHBOARD_PASSWORD",
-    ),
-]
-PortOption = Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to serve on")]
 MetricsPortOption = Annotated[
     int,
     typer.Option(
@@ -135,7 +130,7 @@ def up(
     config: ConfigOption = None,
     host: HostOption = "127.0.0.1",
     port: PortOption = DEFAULT_PORT,
-    metrics_port: MetricsPortOption = 9464,
+    metrics_port: MetricsPortOption = DEFAULT_METRICS_PORT,
 ) -> None:
     """Run the scheduler and the dashboard together; Ctrl-C (or SIGTERM) stops both.
 

@@ -26,16 +26,19 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from socketserver import ThreadingMixIn
-from typing import Annotated, Any
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import typer
 
 from runway_costs.cli.common import (
+    DEFAULT_METRICS_PORT,
     EXIT_OK,
     EXIT_USAGE,
     ConfigOption,
     DbOption,
+    HostOption,
+    PortOption,
     cli_clock,
     console,
     fail,
@@ -49,7 +52,6 @@ from runway_costs.dashboard.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
-DEFAULT_METRICS_PORT = 9464
 CACHE_SECONDS = 10.0
 REALM = "runway-costs metrics"
 
@@ -247,13 +249,6 @@ def start_metrics(
     except OSError as exc:
         raise MetricsError(f"cannot serve /metrics on {host}:{port}: {exc.strerror}") from None
     return MetricsServer(server, host)
-
-
-HostOption = Annotated[
-    str,
-    typer.Option("--host", help=f"Address to bind; anything but 127.0.0.1 needs {PASSWORD_ENV}"),
-]
-PortOption = Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to serve on")]
 
 
 @handle_errors

@@ -38,6 +38,8 @@ ENV_CONFIG = "RUNWAY_COSTS_CONFIG"
 ENV_DB = "RUNWAY_COSTS_DB"
 ENV_KEY = "RUNWAYML_API_SECRET"
 ENV_BASE_URL = "RUNWAYML_BASE_URL"
+# The password for the dashboard or /metrics served beyond loopback (never in a file of ours).
+ENV_PASSWORD = "RUNWAY_COSTS_DASHBOARD_PASSWORD"
 
 
 class ConfigError(Exception):

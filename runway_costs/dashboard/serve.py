@@ -28,12 +28,13 @@ from typing import Any
 
 import httpx
 
+from runway_costs.core.config import ENV_PASSWORD
 from runway_costs.dashboard.launch import PARENT_ENV
 
 APP_DIR = Path(__file__).resolve().parent
 APP_FILE = APP_DIR / "app.py"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-PASSWORD_ENV = "RUNWAY_COSTS_DASHBOARD_PASSWORD"
+PASSWORD_ENV = ENV_PASSWORD
 SECRETS_KEY = "dashboard_password"
 # Set for the child process when it binds a non-loopback address: the app then
 # insists on the password even if someone edits its Streamlit options.
