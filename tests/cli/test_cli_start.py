@@ -3,6 +3,7 @@ table it lists them from says what the command modules define."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import sys
 import typer
 
 from runway_costs.cli.main import COMMANDS, build_app
+from runway_costs.core.files import package_data
 
 # Imported by some command, never needed to list the commands or show --help.
 HEAVY = ("polars", "duckdb", "numpy", "apprise", "pydantic", "streamlit", "httpx", "altair")
@@ -39,34 +41,29 @@ def test_a_command_runs_with_only_its_own_module_built() -> None:
     assert group.commands["price"].callback.__name__ == "_listed_only"
 
 
-def test_listing_the_commands_imports_none_of_the_heavy_libraries() -> None:
+def heavy_imported_by(args: list[str], shows: str) -> list[str]:
+    """The heavy libraries a fresh interpreter has imported after ``runway-costs ARGS``
+    (run in-process there), which must print ``shows``."""
     code = (
         "import contextlib, io, sys\n"
         "from runway_costs.cli.main import run\n"
         "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()) as out:\n"
-        "    run(['--help'])\n"
-        "assert 'Price a plan' in out.getvalue(), out.getvalue()\n"
-        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert done.stdout.strip() == "[]"
-
-
-def test_pricing_a_plan_imports_only_what_pricing_needs() -> None:
-    """``price`` of a plan (no --org) needs polars and the config, never DuckDB, the alert
-    machinery, the HTTP client or Streamlit."""
-    code = (
-        "import contextlib, io, sys\n"
-        "from runway_costs.cli.main import run\n"
-        "from runway_costs.core.files import package_data\n"
-        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()) as out:\n"
-        "    run(['price', str(package_data('sample-plan.csv'))])\n"
-        "assert 'Total:' in out.getvalue(), out.getvalue()\n"
+        f"    run({args!r})\n"
+        f"assert {shows!r} in out.getvalue(), out.getvalue()\n"
         f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    assert done.stdout.strip() == "['polars', 'pydantic']"
+    return ast.literal_eval(done.stdout.strip())
+
+
+def test_listing_the_commands_imports_none_of_the_heavy_libraries() -> None:
+    assert heavy_imported_by(["--help"], "Price a plan") == []
+
+
+def test_pricing_a_plan_imports_only_what_pricing_needs() -> None:
+    """``price`` of a plan (no --org) needs polars and the config, never DuckDB, the alert
+    machinery, the HTTP client or Streamlit."""
+    plan = str(package_data("sample-plan.csv"))
+    assert heavy_imported_by(["price", plan], "Total:") == ["polars", "pydantic"]
