@@ -708,6 +708,17 @@ def _suggestions(values: list[str], choices: list[str]) -> dict[str, str]:
     return out
 
 
+def _unknown(column: str, hints: dict[str, str], otherwise: str) -> pl.Expr:
+    """ "<column> '<value>' is unknown" and, per value, "; did you mean '<x>'?" when a close
+    known value exists (``hints``), else ``otherwise`` (what the known values are)."""
+    text = {k: (f"; did you mean {v!r}?" if v else otherwise) for k, v in hints.items()}
+    return pl.format(
+        f"{column} '{{}}' is unknown{{}}",
+        pl.col(column),
+        pl.col(column).replace_strict(text, default="", return_dtype=pl.String),
+    )
+
+
 def _validate(source: str, parsed: _Parsed, rates: RateTable, *, json_rows: bool) -> pl.DataFrame:
     issues = list(parsed.issues)
     if (
@@ -789,22 +800,7 @@ def _check_rows(raw: pl.DataFrame, rates: RateTable) -> tuple[pl.DataFrame, list
         (c("model").is_null(), pl.lit("model: missing (every row needs a model)")),
         (
             c("model").is_not_null() & ~known,
-            pl.format(
-                "model '{}' is unknown{}",
-                c("model"),
-                c("model").replace_strict(
-                    {
-                        k: (
-                            f"; did you mean {v!r}?"
-                            if v
-                            else f" (known: {', '.join(sorted(known_models))})"
-                        )
-                        for k, v in model_hint.items()
-                    },
-                    default="",
-                    return_dtype=pl.String,
-                ),
-            ),
+            _unknown("model", model_hint, f" (known: {', '.join(sorted(known_models))})"),
         ),
         (
             c("count").is_not_null() & c("_count_f").is_null(),
@@ -885,40 +881,12 @@ def _check_rows(raw: pl.DataFrame, rates: RateTable) -> tuple[pl.DataFrame, list
         ),
         (
             c("resolution").is_not_null() & ~c("resolution").is_in(list(rates.resolutions)),
-            pl.format(
-                "resolution '{}' is unknown{}",
-                c("resolution"),
-                c("resolution").replace_strict(
-                    {
-                        k: (
-                            f"; did you mean {v!r}?"
-                            if v
-                            else f" (known: {', '.join(rates.resolutions)})"
-                        )
-                        for k, v in res_hint.items()
-                    },
-                    default="",
-                    return_dtype=pl.String,
-                ),
-            ),
+            _unknown("resolution", res_hint, f" (known: {', '.join(rates.resolutions)})"),
         ),
         (
             c("ratio").is_not_null() & c("_ratio_res").is_null(),
-            pl.format(
-                "ratio '{}' is unknown{}",
-                c("ratio"),
-                c("ratio").replace_strict(
-                    {
-                        k: (
-                            f"; did you mean {v!r}?"
-                            if v
-                            else " (known ratios are listed in the rate table's [ratios])"
-                        )
-                        for k, v in ratio_hint.items()
-                    },
-                    default="",
-                    return_dtype=pl.String,
-                ),
+            _unknown(
+                "ratio", ratio_hint, " (known ratios are listed in the rate table's [ratios])"
             ),
         ),
         (
