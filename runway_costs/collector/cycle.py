@@ -10,13 +10,23 @@ others are still fetching. Writes keep the configured order, except that a finis
 organization waits at most ``ORDER_GRACE_SECONDS`` for slower ones ahead of it. The
 snapshot is published once, after the last organization, so readers see whole cycles.
 
+``after_write`` is the seam for work done once per cycle on the cycle's data (the stored
+outlooks, issue #12): the collector cannot import analytics, so the caller passes it in.
+It runs once per cycle, in the write session of the last organizations, after every
+organization is written and committed and before the one publish, with the live
+connection (still under the write lock) and the cycle's instant, so what it stores is
+published with the data it was computed from. Its failure never costs the cycle: the
+organizations are already committed, its open transaction is rolled back, one line is
+logged, and the snapshot is published anyway (without what it failed to store).
+
 A stop request during the fetch abandons the organizations still fetching (nothing is
 written for them) and writes those already finished; a write in progress finishes, so no
 transaction is ever left half done.
 
 Public API:
-    run_cycle(settings, kind="full", *, clock, progress=None, stop_event=None)
-        -> CycleResult                                   (async)
+    run_cycle(settings, kind="full", *, clock, progress=None, stop_event=None,
+              plans=None, after_write=None) -> CycleResult      (async)
+    AfterWrite = Callable[[duckdb.DuckDBPyConnection, datetime], None]
     run_cycle_sync(...)  -> CycleResult                   (same, for CLI and scheduler)
     plan_usage(today, last_collected, refresh_days) -> tuple[date, date]
     org_deadline(options, requests) -> float
@@ -44,6 +54,7 @@ from runway_costs.collector.store import (
     RunRecord,
     last_usage_dates,
     locked_connection,
+    rollback_quietly,
     write_failed_run,
     write_org_result,
     write_session,
@@ -63,6 +74,9 @@ _STOP_POLL_SECONDS = 0.05
 
 # progress(done_requests, planned_requests) after each organization's request completes
 Progress = Callable[[int, int], None]
+# after_write(con, at): see the module doc. ``con`` is the live database under the write
+# lock (autocommit; open and commit your own transaction), ``at`` the cycle's instant.
+AfterWrite = Callable[[duckdb.DuckDBPyConnection, datetime], None]
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -242,6 +256,7 @@ async def _collect(
     progress: Progress | None,
     stop_event: threading.Event | None,
     clock: Clock,
+    after_write: AfterWrite | None = None,
 ) -> tuple[OrgResult, ...]:
     """Fetch every org concurrently; write each as it finishes (see the module doc)."""
     cfg = settings.collection
@@ -282,7 +297,13 @@ async def _collect(
                     last = len(results) + len(ready) == len(plans)
                     batch = [finished[i][0] for i in ready]
                     written = await asyncio.to_thread(
-                        _write, settings, kind, batch, clock, publish=last
+                        _write,
+                        settings,
+                        kind,
+                        batch,
+                        clock,
+                        publish=last,
+                        after_write=after_write if last else None,
                     )
                     results.update(zip(ready, written, strict=True))
                     continue
@@ -316,13 +337,32 @@ def _write(
     clock: Clock,
     *,
     publish: bool = True,
+    after_write: AfterWrite | None = None,
 ) -> tuple[OrgResult, ...]:
-    """Write each org in its own transaction; publish on leaving the session if asked."""
+    """Write each org in its own transaction, then run ``after_write`` (the cycle's last
+    session only); publish on leaving the session if asked."""
     results = []
     with write_session(settings.db_path, timeout=WRITE_LOCK_TIMEOUT, publish=publish) as con:
         for f in fetched:
             results.append(_write_one(con, kind, f, clock))
+        if after_write is not None:
+            _run_after_write(after_write, con, clock)
     return tuple(results)
+
+
+def _run_after_write(after_write: AfterWrite, con: duckdb.DuckDBPyConnection, clock: Clock) -> None:
+    """Call the cycle's after-write step; its failure is logged (one line) and rolled
+    back, never raised: the organizations are committed and must still be published."""
+    try:
+        after_write(con, clock())
+    except Exception as exc:
+        rollback_quietly(con)
+        text = " ".join(str(exc).split())
+        log.error(
+            "after-write step failed, publishing the data without it: %s: %s",
+            type(exc).__name__,
+            text,
+        )
 
 
 def _write_one(con: duckdb.DuckDBPyConnection, kind: str, f: _Fetched, clock: Clock) -> OrgResult:
@@ -394,19 +434,30 @@ async def run_cycle(
     progress: Progress | None = None,
     stop_event: threading.Event | None = None,
     plans: Sequence[OrgPlan] | None = None,
+    after_write: AfterWrite | None = None,
 ) -> CycleResult:
     """Collect every configured organization once and store the results.
 
     ``clock`` (naive UTC) decides the usage windows ("today") and stamps every fetch and
     run row; ``progress`` gets (done, planned) requests. Raises CycleAbandoned if
-    ``stop_event`` is set while organizations are still fetching.
+    ``stop_event`` is set while organizations are still fetching (then nothing is
+    published and ``after_write`` is not called).
+
+    ``after_write(con, at)`` runs once, after the last organization is committed and
+    before the publish, on the live connection under the write lock; ``at`` is
+    ``clock()`` read then, so every row the cycle wrote is at or before it. Commit what
+    it stores in its own transaction. If it raises, its transaction is rolled back, one
+    line is logged and the cycle's data is published anyway (the result is unchanged).
     """
     if plans is None:
         plans = prepare(settings, kind, clock().date())
     if not plans:  # still create and publish the database, as a cycle would
-        return CycleResult(kind=kind, orgs=_write(settings, kind, (), clock))
+        return CycleResult(
+            kind=kind, orgs=_write(settings, kind, (), clock, after_write=after_write)
+        )
     return CycleResult(
-        kind=kind, orgs=await _collect(plans, settings, kind, progress, stop_event, clock)
+        kind=kind,
+        orgs=await _collect(plans, settings, kind, progress, stop_event, clock, after_write),
     )
 
 
