@@ -936,11 +936,17 @@ def _check_rows(raw: pl.DataFrame, rates: RateTable) -> tuple[pl.DataFrame, list
             ),
         )
     )
+    # Which checks fail, in one pass; messages are built only for those (none, usually).
+    failing = df.select(
+        cond.fill_null(False).any().alias(str(i)) for i, (cond, _) in enumerate(checks)
+    ).row(0)
     found = pl.concat(
         [
             df.filter(cond.fill_null(False)).select("line", "row", msg.alias("message"))
-            for cond, msg in checks
+            for (cond, msg), fails in zip(checks, failing, strict=True)
+            if fails
         ]
+        or [pl.DataFrame(schema={"line": pl.Int64, "row": pl.Int64, "message": pl.String})]
     ).sort("line", "row", maintain_order=True)
     issues = [
         PlanIssue(r["line"], r["row"], r["message"])

@@ -13,21 +13,23 @@ from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
-if TYPE_CHECKING:
-    import duckdb
-
 from runway_costs.cli.text import safe
 from runway_costs.core.clock import Clock, ClockError, clock_from_env, parse_instant
-from runway_costs.core.config import (
+from runway_costs.core.configfile import (
     DEFAULT_DB,
     ENV_CONFIG,
     ENV_DB,
     ENV_KEY,
     ENV_PASSWORD,
     ConfigError,
-    Settings,
-    load_settings,
+    FilePaths,
+    load_file_paths,
 )
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from runway_costs.core.config import Settings
 
 # Exit codes, documented in the README.
 EXIT_OK = 0
@@ -88,10 +90,22 @@ def settings_from(
     API keys must be readable only for commands that call the API (``need_keys``, by
     default ``require_orgs``: collect, schedule, up); read-only commands run without them.
     """
+    from runway_costs.core.config import load_settings  # pydantic: only commands using it
+
     try:
         return load_settings(
             config_path=config, db_path=db, require_orgs=require_orgs, need_keys=need_keys
         )
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
+def paths_from(config: Path | None, db: Path | None) -> FilePaths:
+    """The database and rate-table paths, for a command that needs nothing else from the
+    settings (``price``): with no config file, without building them. A config file is
+    checked whole, as by ``settings_from``; a ConfigError is exit code 2."""
+    try:
+        return load_file_paths(config_path=config, db_path=db)
     except ConfigError as exc:
         raise fail(str(exc)) from None
 

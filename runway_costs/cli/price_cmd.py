@@ -38,8 +38,8 @@ from runway_costs.cli.common import (
     fail,
     handle_errors,
     parse_date,
+    paths_from,
     read_db,
-    settings_from,
 )
 from runway_costs.cli.text import plain, safe
 
@@ -97,11 +97,11 @@ def price(
     ):
         if a and b:
             raise fail(f"{names} cannot be used together")
-    settings = settings_from(config, db)
+    paths = paths_from(config, db)
     now = cli_clock()()
     price_date = parse_date(on, "--date") if on else now.date()
     try:
-        table = load_rates(resolve_rates_path(rates, settings.rates_path))
+        table = load_rates(resolve_rates_path(rates, paths.rates_path))
     except RateError as exc:
         raise fail(str(exc)) from None
     try:
@@ -119,7 +119,7 @@ def price(
     priced = price_plan(planned, table, price_date)
     summary = summarize(priced)
     best = cheapest(priced, alternatives(planned, table, price_date)) if compare else None
-    feas = _feasibility(org, tier, priced, table, settings.db_path, now)
+    feas = _feasibility(org, tier, priced, table, paths.db_path, now)
     limit = _budget(budget, budget_usd, summary)
     report = PriceReport(plan, price_date, table, priced, summary, best, feas, limit)
 

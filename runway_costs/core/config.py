@@ -29,22 +29,21 @@ from pydantic import (
     model_validator,
 )
 
+# Where the configuration comes from (file, environment variables, the files it names) and
+# ConfigError live in core.configfile, which commands needing only paths use alone.
+from runway_costs.core.configfile import (
+    DEFAULT_BASE_URL,
+    DEFAULT_DB,
+    ENV_BASE_URL,
+    ENV_CONFIG,
+    ENV_KEY,
+    ConfigError,
+    config_file,
+    file_paths,
+    read_config,
+)
+from runway_costs.core.configfile import ENV_PASSWORD as ENV_PASSWORD
 from runway_costs.core.money import CREDIT_USD, MAX_CREDITS
-from runway_costs.core.tomlfile import read_toml
-
-DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
-DEFAULT_DB = Path("data/runway.duckdb")
-ENV_CONFIG = "RUNWAY_COSTS_CONFIG"
-ENV_DB = "RUNWAY_COSTS_DB"
-ENV_KEY = "RUNWAYML_API_SECRET"
-ENV_BASE_URL = "RUNWAYML_BASE_URL"
-# The password for the dashboard or /metrics served beyond loopback (never in a file of ours).
-ENV_PASSWORD = "RUNWAY_COSTS_DASHBOARD_PASSWORD"
-
-
-class ConfigError(Exception):
-    """The configuration is unusable; the message names the file and the field."""
-
 
 WEEK_MINUTES = 7 * 24 * 60
 HOUR_SECONDS = 3600
@@ -384,13 +383,12 @@ def load_settings(
     """
     need_keys = require_orgs if need_keys is None else need_keys
     env = dict(os.environ) if env is None else env
-    if config_path is None and env.get(ENV_CONFIG):
-        config_path = Path(env[ENV_CONFIG])
+    config_path = config_file(config_path, env)
     data: dict = {}
     source = "<defaults>"
     if config_path is not None:
         source = str(config_path)
-        data = read_toml(Path(config_path), "config file", ConfigError)
+        data = read_config(config_path)
     base_dir = Path(config_path).parent if config_path else Path.cwd()
 
     orgs_raw = data.pop("orgs", None)
@@ -427,18 +425,7 @@ def load_settings(
             alerts["urls"] = [_expand_env(u, env, source) for u in urls]
     if alerts is not None:
         data["alerts"] = alerts
-    for key, field in (("rates", "rates_path"), ("db", "db_path")):
-        if key in data:
-            value = data.pop(key)
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError(f"{source}: {key}: must be a file path (a string), got {value!r}")
-            path = Path(value)
-            data[field] = path if path.is_absolute() else base_dir / path
-
-    if db_path is not None:
-        data["db_path"] = db_path
-    elif env.get(ENV_DB):
-        data["db_path"] = Path(env[ENV_DB])
+    data.update(file_paths(data, source, base_dir, db_path, env))
 
     try:
         settings = Settings(config_path=config_path, orgs=tuple(orgs), **data)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from runway_costs.core.config import DEFAULT_BASE_URL, ConfigError, load_settings
+from runway_costs.core.configfile import FilePaths, load_file_paths
 
 KEY = "key_CANARY_0123456789abcdef"
 
@@ -129,3 +130,32 @@ def test_key_value_never_appears_in_config_errors(tmp_path: Path):
         load_settings(config_path=path, env={"K": KEY})
     assert KEY not in str(info.value)
     assert "orgs.0.name" in str(info.value)
+
+
+def test_file_paths_without_settings_follow_the_same_rules(tmp_path: Path):
+    """``load_file_paths`` (what ``price`` uses): flag, then RUNWAY_COSTS_DB, then the
+    file's ``db`` (relative to the file), then the default; ``rates`` only from a file."""
+    assert load_file_paths(env={}) == FilePaths(Path("data/runway.duckdb"), None)
+    assert load_file_paths(env={"RUNWAY_COSTS_DB": "/tmp/e.duckdb"}) == FilePaths(
+        Path("/tmp/e.duckdb"), None
+    )
+    assert load_file_paths(
+        db_path=Path("f.duckdb"), env={"RUNWAY_COSTS_DB": "/tmp/e.duckdb"}
+    ) == FilePaths(Path("f.duckdb"), None)
+    assert load_file_paths(env={"RUNWAY_COSTS_CONFIG": ""}) == FilePaths(
+        Path("data/runway.duckdb"), None
+    )
+    path = write(tmp_path, 'rates = "mine.toml"\ndb = "d.duckdb"\n')
+    from_file = FilePaths(tmp_path / "d.duckdb", tmp_path / "mine.toml")
+    assert load_file_paths(config_path=path, env={}) == from_file
+    assert load_file_paths(env={"RUNWAY_COSTS_CONFIG": str(path)}) == from_file
+    assert load_file_paths(config_path=path, env={"RUNWAY_COSTS_DB": "/tmp/e.duckdb"}) == FilePaths(
+        Path("/tmp/e.duckdb"), tmp_path / "mine.toml"
+    )
+
+
+def test_file_paths_check_a_config_file_whole(tmp_path: Path):
+    path = write(tmp_path, 'rates = "mine.toml"\n[collection]\nrefresh_days = 0\n')
+    with pytest.raises(ConfigError) as info:
+        load_file_paths(config_path=path, env={})
+    assert str(info.value).startswith(f"{path}: collection.refresh_days: ")

@@ -196,3 +196,30 @@ def test_tier_file_numbers_are_finite_and_bounded(tmp_path: Path, values: dict, 
     with pytest.raises(TierError) as info:
         load_tiers(path)
     assert str(info.value) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("rates = 7\n", "rates: must be a file path (a string), got 7"),
+        ("db = 5\n", "db: must be a file path (a string), got 5"),
+        (
+            "[alerts.thresholds]\nstale_hours = nan\n",
+            "alerts.thresholds.stale_hours: Input should be a finite number",
+        ),
+        (
+            '[[orgs]]\nname = "studio"\napi_key_env = 5\n',
+            "orgs[0].api_key_env: must be a non-empty string, got 5",
+        ),
+        ("[collection\n", "invalid TOML: Expected ']' at the end of a table declaration"),
+    ],
+)
+def test_price_checks_the_whole_config_file(tmp_path: Path, text: str, message: str):
+    """``price`` needs only the file paths from the settings, but a config file it is
+    given is checked whole, as every command checks it: the same line, exit 2."""
+    plan = tmp_path / "plan.csv"
+    plan.write_text("model,count\ngen4_image_turbo,2\n", encoding="utf-8")
+    done, config, db = run(tmp_path, text, "price", str(plan))
+    assert done.exit_code == 2, done.output
+    assert done.stderr.strip().startswith(f"error: {config}: {message}"), done.stderr
+    assert "Traceback" not in done.output
