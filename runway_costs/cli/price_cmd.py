@@ -21,11 +21,9 @@ import typer
 from rich.console import JustifyMethod
 from rich.table import Table
 
-from runway_costs.analytics.compare import alternatives, cheapest
 from runway_costs.analytics.plan import PlanError, read_plan
 from runway_costs.analytics.pricing import PlanSummary, price_plan, summarize
 from runway_costs.analytics.rates import RateError, RateTable, load_rates, resolve_rates_path
-from runway_costs.analytics.tiertable import TierError, load_tiers
 from runway_costs.cli.common import (
     EXIT_BUDGET,
     EXIT_USAGE,
@@ -43,7 +41,7 @@ from runway_costs.cli.common import (
 )
 from runway_costs.cli.text import plain, safe
 
-if TYPE_CHECKING:  # feasibility (and DuckDB under it) is imported by --org / --tier only
+if TYPE_CHECKING:  # imported by the flags that use them: --org / --tier (and DuckDB), --compare
     from runway_costs.analytics.feasibility import Feasibility
 
 MAX_SHOWN_ROWS = 200
@@ -118,7 +116,11 @@ def price(
 
     priced = price_plan(planned, table, price_date)
     summary = summarize(priced)
-    best = cheapest(priced, alternatives(planned, table, price_date)) if compare else None
+    best = None
+    if compare:
+        from runway_costs.analytics.compare import alternatives, cheapest
+
+        best = cheapest(priced, alternatives(planned, table, price_date))
     feas = _feasibility(org, tier, priced, table, paths.db_path, now)
     limit = _budget(budget, budget_usd, summary)
     report = PriceReport(plan, price_date, table, priced, summary, best, feas, limit)
@@ -169,6 +171,8 @@ def _feasibility(
                 return feasibility_for_org(con, org, priced, table, as_of=now)
             except FeasibilityError as exc:
                 raise fail(str(exc)) from None
+    from runway_costs.analytics.tiertable import TierError, load_tiers
+
     assert tier is not None
     try:
         return feasibility_for_tier(load_tiers(), tier, priced, table)
