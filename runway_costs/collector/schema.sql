@@ -1,5 +1,14 @@
 -- The collector's tables. All timestamps are naive UTC; all credits are integers.
 -- Only collector.store writes them; analytics reads them from the published snapshot.
+--
+-- No index where it would cost more than the rows it guards (issue #12): the history tables
+-- (org_snapshots, model_snapshots, usage_revisions, collection_runs) have no primary key.
+-- A key there weighed 8-12x the compressed rows (model_snapshots: 82 bytes a row with it,
+-- 6.5 without), DuckDB's scans do not use it (they prune by min/max per row group, and rows
+-- are appended in time order), and uniqueness is kept by the writer: a snapshot row is
+-- written only when it differs from the org's latest (org_latest, model_latest), and a row
+-- written again at an instant already stored first deletes the old one (collector.store).
+-- ensure_schema moves a database from before (keys present) to this layout once.
 
 -- An organization's balance and 30-day purchase cap, stored only when either changed
 -- since the previous row for that org (a year of 15-minute polling stays small).
@@ -7,8 +16,8 @@ CREATE TABLE IF NOT EXISTS org_snapshots (
     org                      VARCHAR   NOT NULL,
     taken_at                 TIMESTAMP NOT NULL,
     credit_balance           BIGINT    NOT NULL,
-    max_monthly_credit_spend BIGINT    NOT NULL,
-    PRIMARY KEY (org, taken_at)
+    max_monthly_credit_spend BIGINT    NOT NULL
+    -- unique per (org, taken_at), kept by the writer
 );
 
 -- Per-model limits and rolling-24h generations, stored only when something changed
@@ -19,8 +28,8 @@ CREATE TABLE IF NOT EXISTS model_snapshots (
     model                      VARCHAR   NOT NULL,
     max_concurrent_generations INTEGER,
     max_daily_generations      INTEGER,
-    daily_generations          INTEGER   NOT NULL,
-    PRIMARY KEY (org, taken_at, model)
+    daily_generations          INTEGER   NOT NULL
+    -- unique per (org, taken_at, model), kept by the writer
 );
 
 -- model_snapshots reduced per (org, UTC day, model), kept by the collector in the same
@@ -53,7 +62,7 @@ CREATE TABLE IF NOT EXISTS daily_usage (
 -- One row per organization per collection cycle, committed with that cycle's data.
 CREATE SEQUENCE IF NOT EXISTS collection_run_seq;
 CREATE TABLE IF NOT EXISTS collection_runs (
-    run_id       BIGINT    PRIMARY KEY DEFAULT nextval('collection_run_seq'),
+    run_id       BIGINT    NOT NULL DEFAULT nextval('collection_run_seq'),  -- unique: a sequence
     org          VARCHAR   NOT NULL,
     kind         VARCHAR   NOT NULL,  -- 'full' | 'snapshot' | 'usage'
     started_at   TIMESTAMP NOT NULL,
@@ -105,8 +114,8 @@ CREATE TABLE IF NOT EXISTS usage_revisions (
     seen_at          TIMESTAMP NOT NULL,
     old_credits      BIGINT,
     new_credits      BIGINT,
-    old_collected_at TIMESTAMP,
-    PRIMARY KEY (org, date, model, seen_at)
+    old_collected_at TIMESTAMP
+    -- unique per (org, date, model, seen_at), kept by the writer
 );
 
 -- Write-path state (issue #12): what one org's write needs to know about its history, kept

@@ -70,6 +70,8 @@ DATA_TABLES = (
     "model_latest",
     "usage_coverage",
 )
+# History tables without a primary key (schema.sql says why); older databases had one.
+KEYLESS_TABLES = ("org_snapshots", "model_snapshots", "usage_revisions", "collection_runs")
 # Any of these marks a database as the collector's own (schema.sql).
 OWN_TABLES = ("meta", "org_snapshots", "model_snapshots", "daily_usage", "collection_runs")
 
@@ -151,6 +153,7 @@ def schema_sql() -> str:
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the collector's tables if missing and fill new derived ones (idempotent)."""
+    drop_history_keys(con)
     con.execute(schema_sql())
     con.execute(
         "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
@@ -164,6 +167,42 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     state = con.execute("SELECT value FROM meta WHERE key = 'write_state'").fetchall()
     if not state or state[0][0] != WRITE_STATE_VERSION:  # from before the write-state tables
         rebuild_write_state(con)
+
+
+def drop_history_keys(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Move the history tables of a database from before (schema version 1) to the keyless
+    layout of ``schema.sql``; returns the tables moved ([] when none had a key).
+
+    DuckDB cannot drop a primary key, so each table is renamed, created again from
+    ``schema.sql`` and its rows copied over in their stored (time) order, then the old one
+    is dropped, all in ONE transaction: a crash leaves the old layout whole, and the next
+    open moves it again. Readers never look at constraints, so either layout serves them.
+    The file keeps its size (DuckDB reuses the freed blocks for the rows written next).
+    """
+    keyed = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT table_name FROM duckdb_constraints() "
+            "WHERE database_name = current_database() AND schema_name = 'main' "
+            "AND constraint_type = 'PRIMARY KEY' AND list_contains($tables, table_name)",
+            {"tables": list(KEYLESS_TABLES)},
+        ).fetchall()
+    ]
+    if not keyed:
+        return []
+    con.begin()
+    try:
+        for table in keyed:
+            con.execute(f"ALTER TABLE {table} RENAME TO {table}__v1")
+        con.execute(schema_sql())  # creates the renamed ones again, without their keys
+        for table in keyed:
+            con.execute(f"INSERT INTO {table} SELECT * FROM {table}__v1")
+            con.execute(f"DROP TABLE {table}__v1")
+        con.commit()
+    except BaseException:
+        rollback_quietly(con)
+        raise
+    return sorted(keyed)
 
 
 def rebuild_model_daily(con: duckdb.DuckDBPyConnection) -> int:
@@ -482,19 +521,19 @@ def _write_snapshot(con: duckdb.DuckDBPyConnection, org: str, snap: OrgSnapshot)
         "balance": snap.credit_balance,
         "cap": snap.max_monthly_credit_spend,
     }
-    inserted = _row_count(
-        con,
-        """
-        INSERT OR REPLACE INTO org_snapshots
-        SELECT $org, $taken_at, $balance, $cap
-        WHERE NOT EXISTS (
-            SELECT 1 FROM org_latest l
-            WHERE l.org = $org AND l.credit_balance = $balance
-              AND l.max_monthly_credit_spend = $cap
-        )
-        """,
-        params,
-    )
+    latest = con.execute(
+        "SELECT taken_at, credit_balance = $balance AND max_monthly_credit_spend = $cap "
+        "FROM org_latest WHERE org = $org",
+        {k: params[k] for k in ("org", "balance", "cap")},
+    ).fetchall()
+    inserted = not latest or not latest[0][1]
+    if inserted:
+        if latest and latest[0][0] >= snap.taken_at:  # an instant that may be stored already
+            con.execute(
+                "DELETE FROM org_snapshots WHERE org = $org AND taken_at = $taken_at",
+                {"org": org, "taken_at": snap.taken_at},
+            )
+        con.execute("INSERT INTO org_snapshots VALUES ($org, $taken_at, $balance, $cap)", params)
     if inserted:
         con.execute(
             """
@@ -542,9 +581,18 @@ def _write_snapshot(con: duckdb.DuckDBPyConnection, org: str, snap: OrgSnapshot)
         return int(inserted)
     con.register("_changed_models", changed)
     try:
+        if not changed["forward"].all():  # at or before a stored row: it may be stored already
+            con.execute(
+                """
+                DELETE FROM model_snapshots
+                WHERE org = $org AND taken_at = $taken_at
+                  AND model IN (SELECT model FROM _changed_models WHERE NOT forward)
+                """,
+                at,
+            )
         con.execute(
             """
-            INSERT OR REPLACE INTO model_snapshots
+            INSERT INTO model_snapshots
             SELECT $org, $taken_at, model, max_concurrent_generations, max_daily_generations,
                    daily_generations
             FROM _changed_models
@@ -697,7 +745,8 @@ def _write_usage(
         return _UsageDelta()
     con.register("_diff", diff)
     try:
-        con.execute(REVISIONS_SQL, params)
+        for sql in REVISIONS_SQL:
+            con.execute(sql, params)
         _apply_diff(con, "daily_usage", ("date", "model"), params)
     finally:
         unregister_quietly(con, "_diff")
@@ -712,11 +761,12 @@ def _total(column: pl.Series) -> int:
     return int(cast(int, column.fill_null(0).sum()))
 
 
-REVISIONS_SQL = """
-    INSERT OR REPLACE INTO usage_revisions
-        (org, date, model, seen_at, old_credits, new_credits, old_collected_at)
-    SELECT $org, d.date, d.model, $now, d.old_credits, d.new_credits,
+# The revision rows of ``_diff`` (registered): a changed or dropped value, and a model new
+# on a day an earlier ok collection had covered (old_collected_at from usage_coverage).
+_REVISION_ROWS = """
+    SELECT $org AS org, d.date, d.model, $now AS seen_at, d.old_credits, d.new_credits,
            CASE WHEN d.old_credits IS NULL THEN c.covered_at ELSE d.old_collected_at END
+               AS old_collected_at
     FROM _diff d
     LEFT JOIN (  -- the last earlier ok collection whose window held the day
         SELECT date, covered_at FROM usage_coverage
@@ -724,6 +774,22 @@ REVISIONS_SQL = """
     ) c ON c.date = d.date
     WHERE d.old_credits IS NOT NULL OR c.covered_at IS NOT NULL
 """
+# A revision is one row per (org, date, model, seen_at): one written again at the same
+# instant replaces the first (the table has no key to do it: schema.sql). Rows are appended
+# in seen_at order, so ``seen_at = $now`` reads the newest row groups only.
+REVISIONS_SQL = (
+    f"""
+    DELETE FROM usage_revisions
+    WHERE org = $org AND seen_at = $now
+      AND EXISTS (SELECT 1 FROM ({_REVISION_ROWS}) n
+                  WHERE n.date = usage_revisions.date AND n.model = usage_revisions.model)
+    """,
+    f"""
+    INSERT INTO usage_revisions
+        (org, date, model, seen_at, old_credits, new_credits, old_collected_at)
+    {_REVISION_ROWS}
+    """,
+)
 
 
 def _write_key_usage(

@@ -1,0 +1,358 @@
+"""Bytes per org-year and publish time on a generated year of 15-minute polling (issue #12).
+
+    .venv/bin/python benchmarks/storage_bench.py [--orgs 100] [--old-orgs 4] [--models 50]
+                                                 [--history 1,2,4] [--dir /tmp/x] [--keep]
+
+Generates, with DuckDB SQL over ``range`` (vectorized, in the order the collector appends:
+cycle by cycle, org by org, model by model), what a year of collection stores for each org:
+a snapshot every 15 minutes (balance and cap in ``org_snapshots`` on ~90% of polls, because
+spending moves the balance; all ``--models`` models in ``model_snapshots`` on ~90% of polls,
+because ``daily_generations`` is a rolling 24-hour count), a usage refresh every hour
+(40 of the models used each day: ``daily_usage``, 5 API keys x 8 models in ``key_usage``,
+and a ``usage_revisions`` row each hour for each used model, as today's credits grow),
+one ``collection_runs`` row per org per cycle (35,040 snapshot + 8,760 usage runs a year),
+the day rollup ``model_daily`` and the write-state tables.
+
+Each table is inserted then checkpointed alone, so the file's growth (used blocks x block
+size) is that table's bytes, with its indexes. Two layouts in the same run:
+
+- ``old``: the schema before this change (primary keys on ``model_snapshots``,
+  ``org_snapshots``, ``usage_revisions`` and ``collection_runs``), at ``--old-orgs`` orgs
+  (its keys make a 100-org year ~15 GB; bytes per org-year do not depend on the org count);
+- ``new``: ``collector/schema.sql`` as shipped, at ``--orgs`` orgs.
+
+Then publishing (``store.publish_snapshot``: the whole file copied, fsynced, renamed) on the
+new layout with 1x, 2x, 4x the history (``--history``, whole years appended), to show how it
+grows; and the partitioned design measured as a prototype (closed months of the append-only
+tables written once to Parquet, the live file holding the current month): Parquet bytes per
+org-year, the live part's size and publish time, and a reader query over a view (live part +
+Parquet) against the same query on the table. Prints figures and ratios; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from runway_costs.collector.store import publish_snapshot, schema_sql  # noqa: E402
+
+START = datetime(2025, 1, 1)
+SLOTS_PER_DAY = 96  # 15-minute polling
+USED_MODELS = 40
+KEYS, KEY_MODELS = 5, 8
+MB = 1_000_000
+
+# The tables whose primary keys this change dropped, as they were (schema version 1).
+OLD_DDL = """
+CREATE SEQUENCE IF NOT EXISTS collection_run_seq;
+CREATE TABLE org_snapshots (
+    org VARCHAR NOT NULL, taken_at TIMESTAMP NOT NULL, credit_balance BIGINT NOT NULL,
+    max_monthly_credit_spend BIGINT NOT NULL, PRIMARY KEY (org, taken_at));
+CREATE TABLE model_snapshots (
+    org VARCHAR NOT NULL, taken_at TIMESTAMP NOT NULL, model VARCHAR NOT NULL,
+    max_concurrent_generations INTEGER, max_daily_generations INTEGER,
+    daily_generations INTEGER NOT NULL, PRIMARY KEY (org, taken_at, model));
+CREATE TABLE usage_revisions (
+    org VARCHAR NOT NULL, date DATE NOT NULL, model VARCHAR NOT NULL,
+    seen_at TIMESTAMP NOT NULL, old_credits BIGINT, new_credits BIGINT,
+    old_collected_at TIMESTAMP, PRIMARY KEY (org, date, model, seen_at));
+CREATE TABLE collection_runs (
+    run_id BIGINT PRIMARY KEY DEFAULT nextval('collection_run_seq'), org VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP NOT NULL,
+    status VARCHAR NOT NULL, error VARCHAR, http_calls INTEGER NOT NULL,
+    retries INTEGER NOT NULL, usage_start DATE, usage_before DATE,
+    rows_changed INTEGER NOT NULL DEFAULT 0, usage_rows BIGINT, usage_credits BIGINT);
+"""
+
+# One statement per table; $o orgs, $m models, $days days from $start. Names: org0000,
+# model00 (the names' length is what dictionary compression sees, like real names).
+ORG = "printf('org%04d', o)"
+GENERATORS: dict[str, str] = {
+    "model_snapshots": f"""
+        SELECT {ORG}, $start + to_minutes(15 * t), printf('model%02d', m),
+               CASE WHEN m % 7 = 0 THEN NULL ELSE 2 + m % 4 END,
+               CASE WHEN m % 7 = 0 THEN NULL ELSE 500 * (1 + m % 4) END,
+               (200 + 150 * sin((t % 96) / 15.3) + (o * 7 + m * 13) % 300
+                + hash(i) % 25)::INTEGER
+        FROM (SELECT i, i // ($o * $m) AS t, (i // $m) % $o AS o, i % $m AS m
+              FROM range($days * 96 * $o * $m) r(i))
+        WHERE hash(i, 'same') % 10 <> 0""",
+    "org_snapshots": f"""
+        SELECT {ORG}, $start + to_minutes(15 * t),
+               (5000000 - 40 * t - hash(o) % 100000 + hash(i) % 30)::BIGINT,
+               CASE o % 4 WHEN 0 THEN 10000 WHEN 1 THEN 50000 WHEN 2 THEN 200000
+                          ELSE 2000000 END
+        FROM (SELECT i, i // $o AS t, i % $o AS o FROM range($days * 96 * $o) r(i))
+        WHERE hash(i, 'same') % 10 <> 0""",
+    "model_daily": f"""
+        SELECT {ORG}, CAST($start AS DATE) + CAST(d AS INTEGER), printf('model%02d', m),
+               (hash(i) % 600)::INTEGER, (600 + hash(i) % 200)::INTEGER,
+               CASE WHEN m % 7 = 0 THEN NULL ELSE 500 * (1 + m % 4) END,
+               CASE WHEN m % 7 = 0 THEN NULL ELSE 2 + m % 4 END,
+               $start + to_days(d) + INTERVAL '23:45:00'
+        FROM (SELECT i, i // ($o * $m) AS d, (i // $m) % $o AS o, i % $m AS m
+              FROM range($days * $o * $m) r(i))""",
+    "daily_usage": f"""
+        SELECT {ORG}, CAST($start AS DATE) + CAST(d AS INTEGER), printf('model%02d', m),
+               (hash(i) % 5000)::BIGINT, $start + to_days(d + 1) + INTERVAL '00:05:00'
+        FROM (SELECT i, i // ($o * {USED_MODELS}) AS d, (i // {USED_MODELS}) % $o AS o,
+                     i % {USED_MODELS} AS m
+              FROM range($days * $o * {USED_MODELS}) r(i))""",
+    "key_usage": f"""
+        SELECT {ORG}, CAST($start AS DATE) + CAST(d AS INTEGER),
+               printf('key-%08x', hash(o, k) % 4294967296), printf('model%02d', m),
+               (hash(i) % 1000)::BIGINT, $start + to_days(d + 1) + INTERVAL '00:05:00'
+        FROM (SELECT i, i // ($o * {KEYS * KEY_MODELS}) AS d,
+                     (i // {KEYS * KEY_MODELS}) % $o AS o,
+                     (i // {KEY_MODELS}) % {KEYS} AS k, i % {KEY_MODELS} AS m
+              FROM range($days * $o * {KEYS * KEY_MODELS}) r(i))""",
+    "usage_revisions": f"""
+        SELECT {ORG}, CAST($start AS DATE) + CAST(h // 24 AS INTEGER), printf('model%02d', m),
+               $start + to_hours(h + 1), (hash(i) % 5000)::BIGINT,
+               (hash(i) % 5000 + 1 + hash(i, 'n') % 200)::BIGINT, $start + to_hours(h)
+        FROM (SELECT i, i // ($o * {USED_MODELS}) AS h, (i // {USED_MODELS}) % $o AS o,
+                     i % {USED_MODELS} AS m
+              FROM range($days * 24 * $o * {USED_MODELS}) r(i))""",
+    "collection_runs": f"""
+        SELECT {ORG}, CASE WHEN t % 4 = 0 AND u = 1 THEN 'usage' ELSE 'snapshot' END,
+               $start + to_minutes(15 * t), $start + to_minutes(15 * t)
+                   + to_milliseconds(200 + hash(i) % 3000),
+               'ok', NULL, CASE WHEN u = 1 THEN 3 ELSE 2 END, 0,
+               CASE WHEN u = 1 THEN CAST($start AS DATE) + CAST(t // 96 AS INTEGER) - 3 END,
+               CASE WHEN u = 1 THEN CAST($start AS DATE) + CAST(t // 96 AS INTEGER) + 1 END,
+               (hash(i) % 60)::INTEGER,
+               CASE WHEN u = 1 THEN 40 * (t // 96) END,
+               CASE WHEN u = 1 THEN 2500 * 40 * (t // 96) END
+        FROM (SELECT i, t, o, u FROM (
+                  SELECT i, i // ($o * 2) AS t, (i // 2) % $o AS o, i % 2 AS u
+                  FROM range($days * 96 * $o * 2) r(i))
+              WHERE u = 0 OR t % 4 = 0)""",
+    "usage_coverage": f"""
+        SELECT {ORG}, CAST($start AS DATE) + CAST(d AS INTEGER), $start + to_days(d + 1)
+        FROM range($days) a(d), range($o) b(o)""",
+}
+RUN_COLUMNS = (
+    "(org, kind, started_at, finished_at, status, error, http_calls, retries, usage_start, "
+    "usage_before, rows_changed, usage_rows, usage_credits)"
+)
+
+
+def _used_bytes(con: duckdb.DuckDBPyConnection) -> int:
+    size, used = con.execute(
+        "SELECT block_size, used_blocks FROM pragma_database_size()"
+    ).fetchall()[0]
+    return int(size) * int(used)
+
+
+def fill(
+    con: duckdb.DuckDBPyConnection, orgs: int, models: int, start: datetime, days: int
+) -> dict[str, int]:
+    """Append ``days`` from ``start`` to every table; per table, the bytes it added."""
+    grown: dict[str, int] = {}
+    for table, sql in GENERATORS.items():
+        params = {"o": orgs, "m": models, "days": days, "start": start}
+        used = {k: v for k, v in params.items() if f"${k}" in sql}
+        before = _used_bytes(con)
+        columns = RUN_COLUMNS if table == "collection_runs" else ""
+        con.execute(f"INSERT INTO {table} {columns} {sql}", used)
+        con.execute("CHECKPOINT")
+        grown[table] = _used_bytes(con) - before
+    return grown
+
+
+def build(path: Path, old: bool, orgs: int, models: int, years: int) -> dict[str, int]:
+    """A database of ``years`` years at ``path``; bytes per table (all years)."""
+    path.unlink(missing_ok=True)
+    con = duckdb.connect(str(path))
+    try:
+        if old:
+            con.execute(OLD_DDL)
+        con.execute(schema_sql())  # CREATE ... IF NOT EXISTS: the old tables stay as they are
+        con.execute("CHECKPOINT")
+        total: dict[str, int] = {}
+        for year in range(years):
+            start = START.replace(year=START.year + year)
+            for table, grown in fill(con, orgs, models, start, 365).items():
+                total[table] = total.get(table, 0) + grown
+        return total
+    finally:
+        con.close()
+
+
+def timed_publish(db: Path, runs: int = 3) -> float:
+    """Median seconds of ``publish_snapshot`` (the snapshot removed between runs)."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        publish_snapshot(db)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def per_org_year(nbytes: int, orgs: int, years: int = 1) -> float:
+    return nbytes / orgs / years / MB
+
+
+def print_layouts(old: dict[str, int], new: dict[str, int], old_orgs: int, orgs: int) -> None:
+    print(f"\nbytes per org-year (MB), old layout at {old_orgs} orgs, new at {orgs} orgs:")
+    print(f"  {'table':<18} {'old':>8} {'new':>8} {'ratio':>7}")
+    for table in GENERATORS:
+        a, b = per_org_year(old[table], old_orgs), per_org_year(new[table], orgs)
+        print(f"  {table:<18} {a:8.2f} {b:8.2f} {a / b if b else float('nan'):7.1f}x")
+    a, b = per_org_year(sum(old.values()), old_orgs), per_org_year(sum(new.values()), orgs)
+    print(f"  {'total':<18} {a:8.2f} {b:8.2f} {a / b:7.1f}x   (target < 20 MB)")
+
+
+def partition_prototype(db: Path, work: Path, orgs: int) -> None:
+    """The partitioned design measured: closed months of the append-only tables to Parquet
+    once, the live file reduced to the current month, a reader's view over both."""
+    parts = work / "parts"
+    shutil.rmtree(parts, ignore_errors=True)
+    parts.mkdir()
+    live = work / "live.duckdb"
+    live.unlink(missing_ok=True)
+    tables = ("model_snapshots", "org_snapshots", "collection_runs")
+    time_col = {"model_snapshots": "taken_at", "org_snapshots": "taken_at"}
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{db}' AS src (READ_ONLY)")
+        con.execute(f"ATTACH '{live}' AS live")
+        last = con.execute("SELECT max(taken_at) FROM src.model_snapshots").fetchall()[0][0]
+        month = datetime(last.year, last.month, 1)
+        t0 = time.perf_counter()
+        for table in tables:
+            col = time_col.get(table, "started_at")
+            con.execute(
+                f"COPY (SELECT *, strftime({col}, '%Y-%m') AS month FROM src.{table} "
+                f"WHERE {col} < $m) TO '{parts / table}' "
+                "(FORMAT parquet, PARTITION_BY (month), COMPRESSION zstd)",
+                {"m": month},
+            )
+        written = time.perf_counter() - t0
+        con.execute("COPY FROM DATABASE src TO live (SCHEMA)")
+        for table in GENERATORS:
+            col = time_col.get(table, "started_at")
+            where = f"WHERE {col} >= $m" if table in tables else ""
+            con.execute(
+                f"INSERT INTO live.{table} SELECT * FROM src.{table} {where}",
+                {"m": month} if where else {},
+            )
+        con.execute("DETACH live")
+    finally:
+        con.close()
+    part_bytes = sum(f.stat().st_size for f in parts.rglob("*.parquet"))
+    publish = timed_publish(live)
+    print(
+        f"\npartitioned prototype (months before {month:%Y-%m} of {', '.join(tables)} in "
+        f"Parquet, written once in {written:.1f} s):"
+    )
+    print(f"  Parquet history     {per_org_year(part_bytes, orgs):8.2f} MB per org-year")
+    print(
+        f"  live current part   {live.stat().st_size / MB:8.1f} MB "
+        f"(published in {publish:.3f} s: it does not grow with history)"
+    )
+    _reader_query(db, live, parts, month)
+
+
+def _reader_query(db: Path, live: Path, parts: Path, month: datetime) -> None:
+    """One org's model_snapshots over the last 60 days: from the table, and from a temp
+    view over the live part and the Parquet months (the reader's SQL unchanged)."""
+    sql = """SELECT model, count(*), max(daily_generations) FROM model_snapshots
+             WHERE org = 'org0003' AND taken_at >= $since GROUP BY model"""
+    since = month - timedelta(days=60)
+    timings = {}
+    for name in ("table", "view"):
+        con = duckdb.connect(str(db if name == "table" else live), read_only=True)
+        try:
+            if name == "view":
+                catalog = con.execute("SELECT current_database()").fetchall()[0][0]
+                con.execute(  # qualified by catalog: "main" alone is the temp view's own
+                    "CREATE TEMP VIEW model_snapshots AS "
+                    f"SELECT * FROM {catalog}.main.model_snapshots UNION ALL "
+                    "SELECT * EXCLUDE (month) FROM read_parquet("
+                    f"'{parts}/model_snapshots/*/*.parquet', hive_partitioning = true)"
+                )
+            runs = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                rows = con.execute(sql, {"since": since}).fetchall()
+                runs.append(time.perf_counter() - t0)
+            timings[name] = (statistics.median(runs), len(rows))
+        finally:
+            con.close()
+    (tt, tn), (vt, vn) = timings["table"], timings["view"]
+    print(
+        f"  reader query (one org, 60 days of model_snapshots): table {tt * 1000:.0f} ms, "
+        f"view over live + Parquet {vt * 1000:.0f} ms ({vt / tt:.1f}x), rows {tn} / {vn}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orgs", type=int, default=100)
+    parser.add_argument("--old-orgs", type=int, default=4)
+    parser.add_argument("--models", type=int, default=50)
+    parser.add_argument("--history", default="1,2,4", help="years of history to publish")
+    parser.add_argument("--dir", type=Path, help="work directory (default: a temporary one)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    args = parser.parse_args()
+    work = args.dir or Path(tempfile.mkdtemp(prefix="storage-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        t0 = time.perf_counter()
+        old_db = work / "old.duckdb"
+        old = build(old_db, True, args.old_orgs, args.models, 1)
+        old_publish = timed_publish(old_db)
+        old_size = old_db.stat().st_size
+        print(f"old layout: {args.old_orgs} orgs generated in {time.perf_counter() - t0:.0f} s")
+        old_db.unlink()
+        publish_snapshot_of(old_db).unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        new_db = work / "new.duckdb"
+        new = build(new_db, False, args.orgs, args.models, 1)
+        print(f"new layout: {args.orgs} orgs generated in {time.perf_counter() - t0:.0f} s")
+        print_layouts(old, new, args.old_orgs, args.orgs)
+        print(
+            f"\npublish (whole-file copy) of one year: old layout {old_size / MB:.0f} MB "
+            f"({args.old_orgs} orgs) in {old_publish:.2f} s"
+        )
+        partition_prototype(new_db, work, args.orgs)
+        print("\npublish (whole-file copy), new layout, growing history:")
+        base = None
+        for years in sorted(int(y) for y in args.history.split(",")):
+            con = duckdb.connect(str(new_db))
+            try:
+                have = con.execute("SELECT count(DISTINCT year(taken_at)) FROM org_snapshots")
+                for year in range(int(have.fetchall()[0][0]), years):
+                    fill(con, args.orgs, args.models, START.replace(year=START.year + year), 365)
+            finally:
+                con.close()
+            seconds = timed_publish(new_db)
+            base = base or seconds
+            print(
+                f"  {years}x history: {new_db.stat().st_size / MB:8.0f} MB, "
+                f"publish {seconds:6.2f} s ({seconds / base:.1f}x)"
+            )
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"kept {work}")
+
+
+def publish_snapshot_of(db: Path) -> Path:
+    return db.with_name(db.name + ".snapshot")
+
+
+if __name__ == "__main__":
+    main()
