@@ -52,12 +52,12 @@ import calendar
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache
 from typing import cast
 
 import duckdb
 import numpy as np
 import polars as pl
+from numpy.lib.stride_tricks import sliding_window_view
 
 from runway_costs.analytics.orgs import orgs_with_data
 from runway_costs.analytics.purchases import (
@@ -126,24 +126,14 @@ class DailyModel:
         if n == 0:
             return cls(last_day, 0.0, 0.0, (1.0,) * 7, 0.0)
         first = last_day - timedelta(days=n - 1)
-        weekdays = (np.arange(n) + first.weekday()) % 7
-        factors = _weekday_factors(y, weekdays)
-        z = y / factors[weekdays]
-        t = np.arange(n, dtype=float)
-        slope = _theil_sen(z) if n >= MIN_TREND_DAYS else 0.0
-        resid_z = z - slope * t
-        resid_z -= np.median(resid_z)
-        sigma = 1.4826 * float(np.median(np.abs(resid_z)))
-        if slope != 0.0:
-            # Keep only the part of the trend the noise cannot explain (shrinkage by its
-            # standard error): a flat history gets a flat forecast.
-            se = sigma / float(np.sqrt(np.sum((t - t.mean()) ** 2)))
-            slope *= max(0.0, 1 - (TREND_SE_MULTIPLE * se / abs(slope)) ** 2)
-        level = float(np.mean(z)) + slope * (n - 1) / 2
-        fitted = (level - slope * t[::-1]) * factors[weekdays]
-        resid = y - fitted
-        resid_sd = 1.4826 * float(np.median(np.abs(resid - np.median(resid))))
-        return cls(last_day, level, slope, tuple(float(f) for f in factors), resid_sd)
+        fit = _fit_many(y[None, :], np.array([first.weekday()]), with_sd=True)
+        return cls(
+            last_day,
+            float(fit.level[0]),
+            float(fit.slope[0]),
+            tuple(float(f) for f in fit.factors[0]),
+            float(fit.residual_sd[0]),
+        )
 
     def predict(self, start: date, days: int) -> np.ndarray:
         """Forecast spend for ``days`` consecutive days from ``start`` (after last_day)."""
@@ -156,48 +146,106 @@ class DailyModel:
         return base * np.asarray(self.factors)[weekdays]
 
 
-def _weekday_factors(y: np.ndarray, weekdays: np.ndarray) -> np.ndarray:
-    """Median ratio of each weekday to its centred 7-day mean (so a trend is not mistaken
-    for a weekday effect), shrunk toward 1 while fewer than four weeks are known."""
-    if len(y) < 14:
-        return np.ones(7)
+@dataclass(frozen=True, slots=True)
+class _Fits:
+    """``DailyModel.fit`` of many windows of one length at once (one row per window)."""
+
+    level: np.ndarray  # (k,)
+    slope: np.ndarray  # (k,)
+    factors: np.ndarray  # (k, 7), Monday..Sunday
+    residual_sd: np.ndarray  # (k,), zeros unless asked for
+
+
+def _fit_many(y: np.ndarray, first_weekday: np.ndarray, with_sd: bool = False) -> _Fits:
+    """The model of ``DailyModel.fit`` for each row of ``y`` (k windows of n complete
+    days, oldest first; ``first_weekday``: the weekday of each row's first day), as array
+    operations over all rows: the forecast interval refits about a hundred past origins
+    per organization, for every organization. ``DailyModel.fit`` is this with one row,
+    so both give the same numbers."""
+    k, n = y.shape
+    weekdays = (np.arange(n)[None, :] + first_weekday[:, None]) % 7
+    factors = _weekday_factors_many(y, weekdays)
+    z = y / np.take_along_axis(factors, weekdays, axis=1)
+    t = np.arange(n, dtype=float)
+    slope = _theil_sen_many(z) if n >= MIN_TREND_DAYS else np.zeros(k)
+    resid_z = z - slope[:, None] * t
+    resid_z -= np.median(resid_z, axis=1)[:, None]
+    sigma = 1.4826 * np.median(np.abs(resid_z), axis=1)
+    # Keep only the part of the trend the noise cannot explain (shrinkage by its standard
+    # error): a flat history gets a flat forecast.
+    se = sigma / float(np.sqrt(np.sum((t - t.mean()) ** 2))) if n > 1 else np.zeros(k)
+    trending = slope != 0.0
+    safe = np.where(trending, np.abs(slope), 1.0)
+    # Python's float power, as the one-series fit always took it (numpy's square can
+    # differ from it in the last bit)
+    squared = np.array([r**2 for r in (TREND_SE_MULTIPLE * se / safe).tolist()])
+    keep = np.maximum(0.0, 1 - squared)
+    slope = np.where(trending, slope * keep, slope)
+    level = np.mean(z, axis=1) + slope * (n - 1) / 2
+    residual_sd = np.zeros(k)
+    if with_sd:
+        fitted = (level[:, None] - slope[:, None] * t[::-1]) * np.take_along_axis(
+            factors, weekdays, axis=1
+        )
+        resid = y - fitted
+        residual_sd = 1.4826 * np.median(np.abs(resid - np.median(resid, axis=1)[:, None]), axis=1)
+    return _Fits(level, slope, factors, residual_sd)
+
+
+def _weekday_factors_many(y: np.ndarray, weekdays: np.ndarray) -> np.ndarray:
+    """Per row: the median ratio of each weekday to its centred 7-day mean (so a trend is
+    not mistaken for a weekday effect), shrunk toward 1 while fewer than four weeks are
+    known; all ones for fewer than two weeks or no spend."""
+    k, n = y.shape
+    if n < 14:
+        return np.ones((k, 7))
     clipped = np.maximum(y, 0.0)
-    centred = np.convolve(clipped, np.ones(7) / 7, mode="valid")  # centred on days 3..n-4
-    days = weekdays[3 : len(y) - 3]
+    # centred 7-day means (days 3..n-4), summed as np.convolve sums them
+    centred = (sliding_window_view(clipped, 7, axis=1) * (np.ones(7) / 7)).sum(axis=-1)
     ok = centred > 0
-    if not ok.any():
-        return np.ones(7)
-    ratios = clipped[3 : len(y) - 3][ok] / centred[ok]
-    medians = _medians_by_weekday(ratios, days[ok])
-    weight = min(1.0, len(y) / 28)
-    factors = np.maximum(1 + weight * (medians / medians.mean() - 1), 0.05)
-    return factors / factors.mean()
+    mid = clipped[:, 3 : n - 3]
+    ratios = np.divide(mid, centred, out=np.zeros_like(mid), where=ok)
+    rows = np.broadcast_to(np.arange(k)[:, None], ok.shape)
+    medians = _medians_by_group(ratios[ok], rows[ok] * 7 + weekdays[:, 3 : n - 3][ok], k * 7)
+    medians = medians.reshape(k, 7)
+    weight = min(1.0, n / 28)
+    factors = np.maximum(1 + weight * (medians / medians.mean(axis=1)[:, None] - 1), 0.05)
+    factors = factors / factors.mean(axis=1)[:, None]
+    return np.where(ok.any(axis=1)[:, None], factors, 1.0)
 
 
-def _medians_by_weekday(values: np.ndarray, weekdays: np.ndarray) -> np.ndarray:
-    """np.median of ``values`` per weekday 0..6 (1.0 where a weekday has none), in one
-    sort instead of seven median calls: the forecast interval refits dozens of times."""
-    order = np.lexsort((values, weekdays))
+def _medians_by_group(values: np.ndarray, groups: np.ndarray, count: int) -> np.ndarray:
+    """np.median of ``values`` per group 0..count-1 (1.0 where a group has none), in one
+    sort instead of one median call per group."""
+    order = np.lexsort((values, groups))
     ordered = values[order]
-    counts = np.bincount(weekdays, minlength=7)
+    counts = np.bincount(groups, minlength=count)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     has = counts > 0
     lo = starts + np.maximum(counts - 1, 0) // 2
     hi = starts + counts // 2
-    out = np.ones(7)
+    out = np.ones(count)
     out[has] = (ordered[lo[has]] + ordered[hi[has]]) / 2
     return out
 
 
-@lru_cache(maxsize=8)
-def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.triu_indices(n, k=1)
+def _medians_by_weekday(values: np.ndarray, weekdays: np.ndarray) -> np.ndarray:
+    """np.median of ``values`` per weekday 0..6 (1.0 where a weekday has none)."""
+    return _medians_by_group(values, weekdays, 7)
 
 
-def _theil_sen(z: np.ndarray) -> float:
-    """Median of pairwise slopes: a trend that a burst or a refund day cannot tilt."""
-    i, j = _pairs(len(z))
-    return float(np.median((z[j] - z[i]) / (j - i)))
+def _theil_sen_many(z: np.ndarray) -> np.ndarray:
+    """Per row, the median of pairwise slopes: a trend that a burst or a refund day
+    cannot tilt. The slopes are laid out lag by lag (contiguous slices, not a gather of
+    every pair); a median does not depend on their order."""
+    k, n = z.shape
+    slopes = np.empty((k, n * (n - 1) // 2))
+    at = 0
+    for lag in range(1, n):
+        np.subtract(z[:, lag:], z[:, :-lag], out=slopes[:, at : at + n - lag])
+        slopes[:, at : at + n - lag] /= lag
+        at += n - lag
+    return np.median(slopes, axis=1, overwrite_input=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,24 +288,69 @@ def _future(model: DailyModel, as_of: datetime, partial: int, days: int) -> np.n
     return pred
 
 
+# Rows of past-origin windows fitted at once (bounds the Theil-Sen pair matrix: rows x
+# HISTORY_DAYS * (HISTORY_DAYS - 1) / 2 doubles, ~12 MB at 1,024 rows).
+_ORIGIN_CHUNK = 1024
+
+
+def _origin_ratios(ys: Sequence[np.ndarray], last_day: date, horizon: int) -> list[np.ndarray]:
+    """Per series (complete days ending at ``last_day``): for every past origin with
+    ``MIN_ORIGIN_HISTORY`` days before it and ``horizon`` known days after it, the ratio
+    actual / forecast of the sum of those days, where the forecast is positive.
+
+    One model per origin (about a hundred per organization), fitted for all origins of all
+    series at once, grouped by window length (``_fit_many``): the same numbers as one
+    ``DailyModel.fit`` per origin."""
+    lengths = np.array([len(y) for y in ys], dtype=np.int64)
+    counts = np.maximum(lengths - horizon + 1 - MIN_ORIGIN_HISTORY, 0)
+    if horizon <= 0 or not counts.sum():
+        return [np.zeros(0) for _ in ys]
+    flat = np.concatenate([np.asarray(y, dtype=float) for y in ys])
+    offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    series = np.repeat(np.arange(len(ys)), counts)
+    origin = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    origin += MIN_ORIGIN_HISTORY  # s: the origin's first day after its window
+    width = np.minimum(origin, HISTORY_DAYS)  # the window DailyModel.fit keeps
+    end = offsets[series] + origin  # flat index of day s
+    behind = lengths[series] - origin  # days from the window's last day to last_day
+    first_weekday = (last_day.weekday() - behind - (width - 1)) % 7
+    ahead = np.arange(1, horizon + 1)
+    damped = TREND_DAMPING * (1 - TREND_DAMPING**ahead) / (1 - TREND_DAMPING)
+    actual = flat[end[:, None] + np.arange(horizon)].sum(axis=1)
+    pred = np.zeros(len(origin))
+    for n in np.unique(width):
+        rows = np.flatnonzero(width == n)
+        for chunk in np.array_split(rows, -(-len(rows) // _ORIGIN_CHUNK)):
+            window = flat[(end[chunk] - n)[:, None] + np.arange(n)]
+            fit = _fit_many(window, first_weekday[chunk])
+            base = np.maximum(fit.level[:, None] + fit.slope[:, None] * damped, 0.0)
+            days = (np.arange(horizon)[None, :] + (first_weekday[chunk] + n)[:, None]) % 7
+            pred[chunk] = (base * np.take_along_axis(fit.factors, days, axis=1)).sum(axis=1)
+    positive = pred > 0
+    ratio = np.divide(actual, pred, out=np.zeros_like(pred), where=positive)
+    kept = np.bincount(series[positive], minlength=len(ys))
+    return np.split(ratio[positive], np.cumsum(kept)[:-1])
+
+
 def _interval(
-    y: np.ndarray, last_day: date, horizon: int, mid_rest: float, widen: float | None = None
+    y: np.ndarray,
+    last_day: date,
+    horizon: int,
+    mid_rest: float,
+    widen: float | None = None,
+    ratios: np.ndarray | None = None,
 ) -> tuple[float, float]:
-    """80% bounds for the spend of the next ``horizon`` days (see the module docstring)."""
+    """80% bounds for the spend of the next ``horizon`` days (see the module docstring).
+    ``ratios``: the past origins' actual/forecast ratios (``_origin_ratios``), when
+    already computed for many series at once."""
     if horizon <= 0 or mid_rest <= 0:
         return mid_rest, mid_rest
     w = INTERVAL_WIDEN if widen is None else widen
-    origins = range(MIN_ORIGIN_HISTORY, len(y) - horizon + 1)
-    ratios = []
-    for s in origins:  # one small fit per past origin (a few dozen), not a loop over rows
-        past_last = last_day - timedelta(days=len(y) - s)
-        m = DailyModel.fit(y[:s], past_last)
-        pred = float(m.predict(past_last + timedelta(days=1), horizon).sum())
-        if pred > 0:
-            ratios.append(float(y[s : s + horizon].sum()) / pred)
+    if ratios is None:
+        ratios = _origin_ratios([y], last_day, horizon)[0]
     if len(ratios) < MIN_ORIGINS:
         return _model_interval(y, last_day, horizon, mid_rest, w)
-    lo, hi = np.quantile(np.asarray(ratios), [0.1, 0.9])
+    lo, hi = np.quantile(ratios, [0.1, 0.9])
     lo_r, hi_r = min(float(lo), 1.0), max(float(hi), 1.0)
     # Widened around 1 (the mid): past origins overlap and share their regime, so
     # their spread understates the next month's (calibrated, see INTERVAL_WIDEN).
@@ -291,23 +384,112 @@ def _model_interval(
     return max(mid_rest - half, 0.0), mid_rest + half
 
 
+@dataclass(frozen=True, slots=True)
+class _Fitted:
+    """One series prepared for its forecasts: complete days, today's partial, the model."""
+
+    y: np.ndarray
+    last_day: date
+    partial: int
+    mtd: int  # month to date, today's partial included
+    model: DailyModel
+
+
+def _fitted(history: pl.DataFrame, as_of: datetime) -> _Fitted:
+    """One (date, credits) history prepared at ``as_of`` (``_fitted_many`` of one)."""
+    return _fitted_many(history.with_columns(org=pl.lit("")), [""], as_of)[0]
+
+
+def _fitted_many(history: pl.DataFrame, orgs: Sequence[str], as_of: datetime) -> list[_Fitted]:
+    """Each org's (org, date, credits) history prepared at ``as_of``: its complete days
+    (zero-filled from its first one to yesterday, oldest first; ``_series``), today's
+    partial figure, month to date, and its model; rows after today are ignored. The
+    models of all orgs are fitted together, grouped by window length (``_fit_many``)."""
+    today = as_of.date()
+    last_day = today - timedelta(days=1)
+    code = {org: i for i, org in enumerate(orgs)}
+    rows = (
+        history.filter(pl.col("org").is_in(list(code)) & (pl.col("date") <= today))
+        .group_by("org", "date")
+        .agg(pl.col("credits").sum())
+        .select(
+            org=pl.col("org").replace_strict(code, return_dtype=pl.Int64),
+            day=(pl.col("date") - pl.lit(today)).dt.total_days(),
+            credits=pl.col("credits"),
+        )
+        .sort("org", "day")
+    )
+    org_of, day, credits = (rows[c].to_numpy() for c in ("org", "day", "credits"))
+    month_back = -(today - today.replace(day=1)).days  # the month's first day, from today
+    bounds = np.searchsorted(org_of, np.arange(len(orgs) + 1))
+    prepared = []
+    for i in range(len(orgs)):
+        d, c = day[bounds[i] : bounds[i + 1]], credits[bounds[i] : bounds[i + 1]]
+        past = d < 0
+        y = np.zeros(-int(d[0]) if past.any() else 0)
+        if past.any():
+            y[d[past] - d[0]] = c[past]
+        partial = int(c[~past].sum())
+        mtd = int(c[(d >= month_back) & past].sum()) + partial
+        prepared.append((y, partial, mtd))
+    models = _models([y for y, _, _ in prepared], last_day)
+    return [
+        _Fitted(y, last_day, partial, mtd, model)
+        for (y, partial, mtd), model in zip(prepared, models, strict=True)
+    ]
+
+
+def _models(ys: Sequence[np.ndarray], last_day: date) -> list[DailyModel]:
+    """``DailyModel.fit(y, last_day)`` of every series, fitted together by window length."""
+    windows = [np.asarray(y, dtype=float)[-HISTORY_DAYS:] for y in ys]
+    models = [DailyModel(last_day, 0.0, 0.0, (1.0,) * 7, 0.0) for _ in ys]
+    widths = np.array([len(w) for w in windows], dtype=np.int64)
+    for n in np.unique(widths[widths > 0]):
+        rows = np.flatnonzero(widths == n)
+        first = (last_day - timedelta(days=int(n) - 1)).weekday()
+        fit = _fit_many(
+            np.stack([windows[r] for r in rows]), np.full(len(rows), first), with_sd=True
+        )
+        for at, r in enumerate(rows):
+            models[r] = DailyModel(
+                last_day,
+                float(fit.level[at]),
+                float(fit.slope[at]),
+                tuple(float(f) for f in fit.factors[at]),
+                float(fit.residual_sd[at]),
+            )
+    return models
+
+
+def _month_ends(
+    fitted: Sequence[_Fitted], as_of: datetime, interval: bool = True, widen: float | None = None
+) -> list[MonthEnd]:
+    """``month_end`` of many series at once: the interval's past origins of all of them
+    are fitted together (``_origin_ratios``)."""
+    today = as_of.date()
+    remaining = (_month_last(today) - today).days + 1
+    rests = [float(_future(f.model, as_of, f.partial, remaining).sum()) for f in fitted]
+    wanted = [interval and rest > 0 for rest in rests]
+    ratios = _origin_ratios(
+        [f.y if want else f.y[:0] for f, want in zip(fitted, wanted, strict=True)],
+        today - timedelta(days=1),
+        remaining,
+    )
+    out = []
+    for f, rest, want, r in zip(fitted, rests, wanted, ratios, strict=True):
+        lo, hi = _interval(f.y, f.last_day, remaining, rest, widen, r) if want else (rest, rest)
+        out.append(
+            MonthEnd(as_of, f.mtd, round(f.mtd + lo), round(f.mtd + rest), round(f.mtd + hi))
+        )
+    return out
+
+
 def month_end(
     history: pl.DataFrame, as_of: datetime, interval: bool = True, widen: float | None = None
 ) -> MonthEnd:
     """Month-end forecast from a (date, credits) frame; rows after ``as_of`` are ignored.
     ``widen``: the interval's widening (None: ``INTERVAL_WIDEN``; for calibration)."""
-    today = as_of.date()
-    y, last_day, partial = _series(history, today)
-    month_first = today.replace(day=1)
-    mtd_complete = int(
-        history.filter((pl.col("date") >= month_first) & (pl.col("date") < today))["credits"].sum()
-    )
-    model = DailyModel.fit(y, last_day)
-    remaining = (_month_last(today) - today).days + 1
-    rest = float(_future(model, as_of, partial, remaining).sum())
-    mtd = mtd_complete + partial
-    lo, hi = _interval(y, last_day, remaining, rest, widen) if interval else (rest, rest)
-    return MonthEnd(as_of, mtd, round(mtd + lo), round(mtd + rest), round(mtd + hi))
+    return _month_ends([_fitted(history, as_of)], as_of, interval, widen)[0]
 
 
 def _history(
@@ -474,7 +656,8 @@ def forecast_org(
         org,
         as_of,
         settings,
-        history=_history(con, org, as_of),
+        fitted=(fitted := _fitted(_history(con, org, as_of), as_of)),
+        month_end=_month_ends([fitted], as_of)[0],
         state=state.row(0, named=True) if state.height else None,
         summary=spend_summary(con, today, [org], settings.credit_usd).row(0, named=True),
         past=purchases_daily(con, [org], window_start(today), today),
@@ -487,7 +670,8 @@ def _org_forecast(
     as_of: datetime,
     settings: Settings,
     *,
-    history: pl.DataFrame,
+    fitted: _Fitted,
+    month_end: MonthEnd,
     state: Mapping | None,
     summary: Mapping,
     past: pl.DataFrame,
@@ -496,10 +680,8 @@ def _org_forecast(
     """One organization's forecast from what was read for it (``forecast_org`` reads it
     for one organization, ``forecast_orgs`` for many at once)."""
     today = as_of.date()
-    me = month_end(history, as_of)
-    y, last_day, partial = _series(history, today)
-    model = DailyModel.fit(y, last_day)
-    future = _future(model, as_of, partial, HORIZON_DAYS)
+    model = fitted.model
+    future = _future(model, as_of, fitted.partial, HORIZON_DAYS)
     days = pl.date_range(today, today + timedelta(days=HORIZON_DAYS - 1), "1d", eager=True)
 
     balance = int(state["balance_credits"]) if state is not None else None
@@ -519,7 +701,7 @@ def _org_forecast(
         spend_mtd_credits=int(summary["mtd_credits"]),
         spend_30d_credits=int(summary["rolling_30d_credits"]),
         purchases_30d_credits=purchases_30d,
-        month_end=me,
+        month_end=month_end,
         daily_rate_credits=round(float(model.predict(today, 7).mean())),
         runout_date=runout,
         cap_bound_date=cap_bound,
@@ -563,24 +745,27 @@ def forecast_orgs(
     if not names:
         return []
     today = as_of.date()
-    histories = _histories(con, names, as_of).partition_by("org", as_dict=True)
+    history = _histories(con, names, as_of)
     states = {r["org"]: r for r in _states(con, names, as_of).iter_rows(named=True)}
     summaries = {
         r["org"]: r
         for r in spend_summary(con, today, names, settings.credit_usd).iter_rows(named=True)
     }
-    pasts = purchases_daily(con, names, window_start(today), today).partition_by(
+    pasts = purchases_daily(con, names, window_start(today), today, spend=history).partition_by(
         "org", as_dict=True
     )
     began = balances_observed_since(con, names)
     began_at = dict(zip(began["org"], began["balances_observed_since"], strict=True))
-    empty_history = pl.DataFrame(schema={"date": pl.Date, "credits": pl.Int64})
+    fitted = dict(zip(names, _fitted_many(history, names, as_of), strict=True))
+    # the interval's past origins of every organization fitted at once
+    month_ends = dict(zip(names, _month_ends(list(fitted.values()), as_of), strict=True))
     return [
         _org_forecast(
             org,
             as_of,
             settings,
-            history=histories[(org,)].drop("org") if (org,) in histories else empty_history,
+            fitted=fitted[org],
+            month_end=month_ends[org],
             state=states.get(org),
             summary=summaries[org],
             past=pasts[(org,)],
