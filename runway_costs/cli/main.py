@@ -11,6 +11,7 @@ modules (same commands, same help) and the start to its imports.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 from collections.abc import Sequence
@@ -123,7 +124,26 @@ def run(argv: Sequence[str] | None = None) -> None:
     """The ``runway-costs`` console script: import only the module of the command asked for."""
     args = list(sys.argv[1:] if argv is None else argv)
     name = _command_asked(args)
-    build_app([COMMANDS[name].module] if name else [])(args=args, prog_name="runway-costs")
+    app = _build_without_collecting([COMMANDS[name].module] if name else [])
+    app(args=args, prog_name="runway-costs")
+
+
+def _build_without_collecting(modules: Sequence[str]) -> typer.Typer:
+    """``build_app`` with the cyclic garbage collector paused.
+
+    Importing a command's libraries (polars, Rich, ...) creates tens of thousands of
+    objects that live as long as the process, and the collector would walk them ~90 times
+    while they load: 0.02-0.04 s of the ~0.3 s ``price`` of a small plan takes to start.
+    They are then frozen (``gc.freeze``: left out of every later collection) and the
+    collector runs as usual for whatever the command does, long-running ones included."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return build_app(modules)
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 def __getattr__(name: str) -> typer.Typer:
