@@ -74,7 +74,7 @@ def key_usage(
         con,
         """
         SELECT org, date, api_key_id, model, credits FROM key_usage
-        WHERE ($orgs IS NULL OR list_contains($orgs, org))
+        WHERE ($orgs IS NULL OR org = ANY($orgs::VARCHAR[]))
           AND ($start IS NULL OR date >= $start) AND ($end IS NULL OR date <= $end)
         ORDER BY org, date, api_key_id, model
         """,

@@ -61,7 +61,7 @@ def revisions(
                    AS change_credits,
                coalesce(date < CAST(old_collected_at AS DATE), false) AS restated
         FROM usage_revisions
-        WHERE ($orgs IS NULL OR list_contains($orgs, org))
+        WHERE ($orgs IS NULL OR org = ANY($orgs::VARCHAR[]))
           AND ($start IS NULL OR date >= $start) AND ($end IS NULL OR date <= $end)
         ORDER BY seen_at, org, date, model
         """,

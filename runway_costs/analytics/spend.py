@@ -18,6 +18,13 @@ Public API (``con`` is any DuckDB connection, e.g. ``analytics.db.connect_reader
   org, [model], today_credits, mtd_credits, rolling_30d_credits and the matching ``*_usd``.
 - ``top_models(con, start, end, orgs=None, n=5, credit_usd=CREDIT_USD) -> pl.DataFrame``
   org, rank, model, credits, usd, share (of the org's net spend in the window).
+- ``spend_by_date_model(con, orgs, start, end, credit_usd=CREDIT_USD) -> pl.DataFrame``
+  date, model, credits, usd, rows - summed over orgs (``orgs=None``: every org, no filter).
+- ``spend_by_org_date(con, orgs, start, end, credit_usd=CREDIT_USD) -> pl.DataFrame``
+  org, date, credits, usd - summed over models, stored days only.
+- ``spend_rows(con, orgs, start, end, credit_usd=CREDIT_USD, limit=None) -> pl.DataFrame``
+  ``spend_daily_by_model``'s rows, or the newest ``limit`` of them.
+- ``org_predicate(orgs) -> str``: the SQL filter on ``org`` the reads share.
 - ``query(con, sql, params) -> pl.DataFrame``: the helper the other analytics modules share.
 
 ``credit_usd`` defaults to ``core.money.CREDIT_USD``; callers holding settings pass
@@ -39,10 +46,14 @@ from runway_costs.core.windows import window_start
 
 __all__ = [
     "month_start",
+    "org_predicate",
     "query",
+    "spend_by_date_model",
+    "spend_by_org_date",
     "spend_daily",
     "spend_daily_by_model",
     "spend_monthly",
+    "spend_rows",
     "spend_summary",
     "top_models",
 ]
@@ -58,6 +69,17 @@ def query(
 
 def month_start(day: date) -> date:
     return day.replace(day=1)
+
+
+def org_predicate(orgs: Sequence[str] | None) -> str:
+    """The filter on ``org`` for a read of ``$orgs``: ``org = ANY($orgs)``, which DuckDB
+    evaluates in the scan (a per-row list search cost up to twice the time), or ``TRUE``
+    for ``None`` (every organization: no filter, and no list of names to build)."""
+    return "TRUE" if orgs is None else "org = ANY($orgs::VARCHAR[])"
+
+
+def _org_params(orgs: Sequence[str] | None) -> dict[str, list[str]]:
+    return {} if orgs is None else {"orgs": list(orgs)}
 
 
 def _orgs_list(con: duckdb.DuckDBPyConnection, orgs: Sequence[str] | None) -> list[str]:
@@ -93,7 +115,7 @@ def spend_daily(
         d AS (SELECT CAST(range AS DATE) AS date
               FROM range($start::DATE, $end::DATE + INTERVAL 1 DAY, INTERVAL 1 DAY)),
         u AS (SELECT org, date, SUM(credits) AS credits FROM daily_usage
-              WHERE date BETWEEN $start AND $end AND list_contains($orgs, org)
+              WHERE date BETWEEN $start AND $end AND org = ANY($orgs::VARCHAR[])
               GROUP BY org, date)
         SELECT o.org, d.date, CAST(COALESCE(u.credits, 0) AS BIGINT) AS credits
         FROM o CROSS JOIN d LEFT JOIN u ON u.org = o.org AND u.date = d.date
@@ -118,7 +140,7 @@ def spend_daily_by_model(
         con,
         """
         SELECT org, date, model, credits FROM daily_usage
-        WHERE date BETWEEN $start AND $end AND list_contains($orgs, org)
+        WHERE date BETWEEN $start AND $end AND org = ANY($orgs::VARCHAR[])
         ORDER BY org, date, model
         """,
         orgs,
@@ -144,7 +166,7 @@ def spend_monthly(
         SELECT org, CAST(date_trunc('month', date) AS DATE) AS month{model_col},
                CAST(SUM(credits) AS BIGINT) AS credits
         FROM daily_usage
-        WHERE date BETWEEN $start AND $end AND list_contains($orgs, org)
+        WHERE date BETWEEN $start AND $end AND org = ANY($orgs::VARCHAR[])
         GROUP BY ALL ORDER BY ALL
         """,
         orgs,
@@ -174,7 +196,7 @@ def spend_summary(
                 SUM(credits) FILTER (WHERE date >= $month) AS mtd_credits,
                 SUM(credits) FILTER (WHERE date >= $from30) AS rolling_30d_credits
             FROM daily_usage
-            WHERE date BETWEEN $earliest AND $as_of AND list_contains($orgs, org)
+            WHERE date BETWEEN $earliest AND $as_of AND org = ANY($orgs::VARCHAR[])
             GROUP BY {group})
         SELECT o.org{", s.model" if by_model else ""},
             CAST(COALESCE(s.today_credits, 0) AS BIGINT) AS today_credits,
@@ -213,7 +235,7 @@ def top_models(
         """
         WITH m AS (
             SELECT org, model, CAST(SUM(credits) AS BIGINT) AS credits FROM daily_usage
-            WHERE date BETWEEN $start AND $end AND list_contains($orgs, org)
+            WHERE date BETWEEN $start AND $end AND org = ANY($orgs::VARCHAR[])
             GROUP BY org, model),
         r AS (SELECT *, row_number() OVER (PARTITION BY org ORDER BY credits DESC, model) AS rank,
                  SUM(credits) OVER (PARTITION BY org) AS org_total FROM m)
@@ -227,3 +249,75 @@ def top_models(
         credit_usd,
         n=n,
     )
+
+
+def spend_by_date_model(
+    con: duckdb.DuckDBPyConnection,
+    orgs: Sequence[str] | None,
+    start: date,
+    end: date,
+    credit_usd: float = CREDIT_USD,
+) -> pl.DataFrame:
+    """date, model, credits, usd, rows (how many stored rows each sum covers) in [start,
+    end], summed over the organizations: what a page of many organizations draws (days x
+    models), never their orgs x days x models rows. Days and models without a row are
+    absent; ``orgs=None``: every organization, with no filter to evaluate."""
+    return query(
+        con,
+        f"""
+        SELECT date, model, CAST(sum(credits) AS BIGINT) AS credits, count(*) AS rows
+        FROM daily_usage
+        WHERE date BETWEEN $start AND $end AND {org_predicate(orgs)}
+        GROUP BY date, model ORDER BY date, model
+        """,
+        {"start": start, "end": end, **_org_params(orgs)},
+    ).with_columns(usd=usd(pl.col("credits"), credit_usd))
+
+
+def spend_by_org_date(
+    con: duckdb.DuckDBPyConnection,
+    orgs: Sequence[str] | None,
+    start: date,
+    end: date,
+    credit_usd: float = CREDIT_USD,
+) -> pl.DataFrame:
+    """org, date, credits, usd in [start, end], summed over models; only days with a stored
+    row (``spend_daily`` zero-fills); ``orgs=None``: every organization, no filter."""
+    return query(
+        con,
+        f"""
+        SELECT org, date, CAST(sum(credits) AS BIGINT) AS credits FROM daily_usage
+        WHERE date BETWEEN $start AND $end AND {org_predicate(orgs)}
+        GROUP BY org, date ORDER BY org, date
+        """,
+        {"start": start, "end": end, **_org_params(orgs)},
+    ).with_columns(usd=usd(pl.col("credits"), credit_usd))
+
+
+def spend_rows(
+    con: duckdb.DuckDBPyConnection,
+    orgs: Sequence[str] | None,
+    start: date,
+    end: date,
+    credit_usd: float = CREDIT_USD,
+    limit: int | None = None,
+) -> pl.DataFrame:
+    """``spend_daily_by_model``'s stored rows in [start, end] (``orgs=None``: every org):
+    all of them in (org, date, model) order, or with ``limit`` the newest ``limit`` in
+    (date descending, org, model) order. Narrow ``start`` to the days those rows need
+    (``spend_by_date_model`` counts rows per day): the read then skips older row groups."""
+    params: dict[str, object] = {"start": start, "end": end, **_org_params(orgs)}
+    order = "org, date, model"
+    if limit is not None:
+        params["limit"] = limit
+        order = "date DESC, org, model LIMIT $limit"
+    frame = query(
+        con,
+        f"""
+        SELECT org, date, model, credits FROM daily_usage
+        WHERE date BETWEEN $start AND $end AND {org_predicate(orgs)}
+        ORDER BY {order}
+        """,
+        params,
+    )
+    return frame.with_columns(usd=usd(pl.col("credits"), credit_usd))

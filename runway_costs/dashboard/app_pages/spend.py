@@ -25,16 +25,14 @@ def render() -> None:
     st.caption(f"{ui.md(sel.scope.label)} · {sel.start} to {sel.end} (UTC days, net of refunds)")
     for line in data.restated_lines:
         st.warning(ui.md(line), icon="✏️")
-    if data.rows.is_empty():
+    if data.row_count == 0:
         st.info(
             f"No usage recorded for {ui.md(sel.scope.label)} between {sel.start} and {sel.end}."
         )
         return
-    total = data.total_credits
-    usd = float(data.rows["usd"].sum())
     a, b = st.columns(2)
-    a.metric("Spend in range (credits)", f"{total:,}")
-    b.metric("Spend in range (USD)", ui.usd(usd))
+    a.metric("Spend in range (credits)", f"{data.total_credits:,}")
+    b.metric("Spend in range (USD)", ui.usd(data.total_usd))
     title = data.grouping.title
     if data.grouping.kind == "key" and data.keys.is_empty():
         st.info(NO_KEY_USAGE)
@@ -63,6 +61,12 @@ def render() -> None:
         ui.table(data.keys, "key_table")
         ui.download_buttons(data.keys, "spend-per-api-key", "by_key")
     st.subheader("Per organization, day and model")
+    if data.rows_cut:
+        st.caption(
+            f"The first {data.rows.height:,} of {data.row_count:,} rows (by organization, "
+            "day and model); the totals above cover them all. Every row: "
+            "`runway-costs export usage`, or a narrower selection."
+        )
     ui.table(data.rows, "rows_table")
     ui.download_buttons(data.rows, "spend-rows", "rows")
 
