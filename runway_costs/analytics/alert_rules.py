@@ -577,11 +577,17 @@ def evaluate_org(
 
 
 def evaluate_rules(
-    con: duckdb.DuckDBPyConnection, settings: Settings, orgs: Sequence[str], as_of: datetime
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    orgs: Sequence[str],
+    as_of: datetime,
+    forecasts: Sequence[OrgForecast] | None = None,
 ) -> list[Condition]:
     """Firing conditions of every organization in ``orgs``: ``evaluate_org``'s, from one
     read per rule family for all of them (forecasts, budgets, limits now, daily spend,
-    last successes), then the rules per organization in memory."""
+    last successes), then the rules per organization in memory. ``forecasts``: one per
+    org of ``orgs`` when already at hand (the cycle's stored outlooks,
+    ``analytics.outlook``); computed at ``as_of`` otherwise."""
     names = list(orgs)
     unique = list(dict.fromkeys(names))
     th = settings.alerts.thresholds
@@ -592,7 +598,9 @@ def evaluate_rules(
     limits = limits_now(con, as_of, unique)
     limits_of = limits.partition_by("org", as_dict=True)
     no_limits = limits.clear()
-    forecasts = dict(zip(names, forecast_orgs(con, settings, names, as_of), strict=True))
+    if forecasts is None:
+        forecasts = forecast_orgs(con, settings, names, as_of)
+    forecast_of = dict(zip(names, forecasts, strict=True))
     spend = spend_daily(con, unique, today - timedelta(days=ANOMALY_NORM_DAYS + 1), today)
     spend_of = {
         key[0]: frame["credits"].to_numpy().astype(float)
@@ -601,7 +609,7 @@ def evaluate_rules(
     last_ok = _last_successes(con, names, as_of)
     out: list[Condition] = []
     for org in names:  # in evaluate_org's order
-        fc = forecasts[org]
+        fc = forecast_of[org]
         out += [
             *_cap_rules(fc, th, month, usd),
             *_budget_rules(budgets, org, th, month, usd),

@@ -70,6 +70,7 @@ from runway_costs.analytics.notify import (
     deliver,
 )
 from runway_costs.analytics.orgs import orgs_with_data
+from runway_costs.analytics.outlook import stored_outlooks
 from runway_costs.core.clock import Clock
 from runway_costs.core.config import Settings
 
@@ -179,15 +180,33 @@ def _orgs(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:
     return [o.name for o in settings.orgs] if settings.orgs else orgs_with_data(con)
 
 
+def _conditions(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    names: list[str],
+    as_of: datetime,
+    stored: bool,
+) -> list[Condition]:
+    """The rules at ``as_of``; the forecast rules read the latest cycle's stored outlooks
+    when ``stored`` and they can stand for ``as_of`` (``analytics.outlook``), else the
+    forecasts are computed."""
+    forecasts = stored_outlooks(con, settings, names, as_of) if stored else None
+    if forecasts is None:
+        return evaluate_rules(con, settings, names, as_of)
+    return evaluate_rules(con, settings, names, as_of, forecasts=forecasts)
+
+
 def evaluate_alerts(
     con: duckdb.DuckDBPyConnection,
     settings: Settings,
     as_of: datetime,
     orgs: Sequence[str] | None = None,
+    stored: bool = True,
 ) -> list[Alert]:
-    """What a check at ``as_of`` would decide, without writing or sending anything."""
+    """What a check at ``as_of`` would decide, without writing or sending anything
+    (``stored``: see ``check_alerts``)."""
     names = list(orgs) if orgs is not None else _orgs(con, settings)
-    conditions = evaluate_rules(con, settings, names, as_of)
+    conditions = _conditions(con, settings, names, as_of, stored)
     return plan_alerts(load_state(con, names), conditions, names)
 
 
@@ -199,21 +218,25 @@ def check_alerts(
     settings: Settings,
     as_of: datetime,
     dry_run: bool = False,
+    stored: bool = True,
 ) -> CheckResult:
     """Evaluate at ``as_of`` (naive UTC), record and announce (``dry_run``: evaluate
     against the snapshot only). ``as_of`` also stamps the state and dates the retries;
-    each delivery gives up after ``[alerts] delivery_timeout_seconds``."""
+    each delivery gives up after ``[alerts] delivery_timeout_seconds``. ``stored``: the
+    forecast rules may read the latest cycle's stored outlooks (when they can stand for
+    ``as_of``: same UTC day, nothing collected since); False computes them at ``as_of``
+    (an ``--as-of`` in the past)."""
     from runway_costs.collector.store import write_session  # the writer side, only when writing
 
     if dry_run:
         with connect_reader(settings.db_path) as con:
-            return CheckResult(evaluate_alerts(con, settings, as_of))
+            return CheckResult(evaluate_alerts(con, settings, as_of, stored=stored))
 
     # The rules are evaluated on the published snapshot, without the collector's lock:
     # a cycle never waits on an evaluation (NoDataError here, rather than an empty DB).
     with connect_reader(settings.db_path) as con:
         names = _orgs(con, settings)
-        conditions = evaluate_rules(con, settings, names, as_of)
+        conditions = _conditions(con, settings, names, as_of, stored)
     channels = _channels(settings)
     attempts = settings.alerts.delivery_attempts
     with write_session(settings.db_path) as con:

@@ -80,6 +80,7 @@ __all__ = [
     "forecast_all",
     "forecast_many",
     "forecast_orgs",
+    "forecast_orgs_with_history",
     "forecast_org",
     "month_end",
     "month_end_forecast",
@@ -740,10 +741,18 @@ def forecast_orgs(
     them (history, balances and caps, spend summaries, reconstructed purchases, first
     balance collections) instead of five queries per organization; the model, interval
     and dates are computed per organization exactly as ``forecast_org`` does."""
+    return forecast_orgs_with_history(con, settings, orgs, as_of)[0]
+
+
+def forecast_orgs_with_history(
+    con: duckdb.DuckDBPyConnection, settings: Settings, orgs: Sequence[str], as_of: datetime
+) -> tuple[list[OrgForecast], pl.DataFrame]:
+    """``forecast_orgs``, and the (org, date, credits) history it fitted them on (the
+    stored outlooks roll it up without reading it again)."""
     wanted = list(orgs)
     names = list(dict.fromkeys(wanted))  # each read once per org
     if not names:
-        return []
+        return [], pl.DataFrame(schema={"org": pl.String, "date": pl.Date, "credits": pl.Int64})
     today = as_of.date()
     history = _histories(con, names, as_of)
     states = {r["org"]: r for r in _states(con, names, as_of).iter_rows(named=True)}
@@ -759,7 +768,7 @@ def forecast_orgs(
     fitted = dict(zip(names, _fitted_many(history, names, as_of), strict=True))
     # the interval's past origins of every organization fitted at once
     month_ends = dict(zip(names, _month_ends(list(fitted.values()), as_of), strict=True))
-    return [
+    forecasts = [
         _org_forecast(
             org,
             as_of,
@@ -777,6 +786,7 @@ def forecast_orgs(
         )
         for org in wanted
     ]
+    return forecasts, history
 
 
 def forecast_all(

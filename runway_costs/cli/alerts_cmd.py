@@ -84,7 +84,9 @@ def check(
         db_log.addHandler(_WarnLine())
         db_log.propagate = False
     try:
-        result = check_alerts(settings, at, dry_run=dry_run)
+        # an --as-of is computed at that instant; otherwise the latest cycle's stored
+        # outlooks stand for now (analytics.outlook)
+        result = check_alerts(settings, at, dry_run=dry_run, stored=as_of is None)
     except NoDataError as exc:
         raise fail(str(exc)) from None
     except LockError as exc:

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from runway_costs.analytics.alerts import alerts_after_cycle
+from runway_costs.analytics.outlook import outlook_step
 from runway_costs.cli.common import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -90,11 +91,13 @@ def result_table(result: CycleResult) -> Table:
 def collect_once(
     settings: Settings, out: Console, clock: Clock, kind: Kind = "full"
 ) -> CycleResult:
-    """One cycle, with a progress bar on a terminal while backfilling history."""
+    """One cycle, with a progress bar on a terminal while backfilling history; each
+    organization's outlook is computed and stored before the cycle publishes."""
     plans = prepare(settings, kind, clock().date())
     backfilling = backfill_orgs(plans)
+    step = outlook_step(settings)
     if not (backfilling and out.is_terminal):
-        return run_cycle_sync(settings, kind, clock=clock, plans=plans)
+        return run_cycle_sync(settings, kind, clock=clock, plans=plans, after_write=step)
     label = f"backfilling 90 days for {len(backfilling)} organization(s)"
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=out, transient=False) as bar:
@@ -103,7 +106,9 @@ def collect_once(
         def advance(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        return run_cycle_sync(settings, kind, clock=clock, plans=plans, progress=advance)
+        return run_cycle_sync(
+            settings, kind, clock=clock, plans=plans, progress=advance, after_write=step
+        )
 
 
 def configure_logging() -> None:
@@ -179,6 +184,7 @@ def schedule(
             clock=cli_clock(),
             on_result=lambda r: console.print(result_table(r)),
             after_cycle=alerts_after_cycle,  # alerts check after each job (never raises)
+            after_write=outlook_step(settings),  # outlooks stored once per cycle
         )
     except SchedulerAlreadyRunning as exc:
         raise fail(str(exc), EXIT_USAGE) from None

@@ -10,6 +10,7 @@ import duckdb
 import typer
 
 from runway_costs.analytics.alerts import alerts_after_cycle
+from runway_costs.analytics.outlook import outlook_step
 from runway_costs.cli.common import (
     DEFAULT_METRICS_PORT,
     EXIT_OK,
@@ -180,6 +181,7 @@ def up(
             stop_event=stop,
             on_result=lambda r: console.print(result_table(r)),
             after_cycle=alerts_after_cycle,  # the same alerts check as `schedule`
+            after_write=outlook_step(settings),  # and the same stored outlooks
         )
     except SchedulerAlreadyRunning as exc:
         raise fail(str(exc), EXIT_USAGE) from None

@@ -124,7 +124,9 @@ def show_status(ctx: DemoContext) -> None:
 
 
 def schedule(ctx: DemoContext) -> None:
-    """Keep collecting until Ctrl-C (or ``stop_event``)."""
+    """Keep collecting until Ctrl-C (or ``stop_event``), storing the outlooks once per
+    cycle as `schedule` does."""
+    from runway_costs.analytics.outlook import outlook_step
     from runway_costs.cli.collect_cmd import result_table
 
     ctx.out.print(
@@ -138,6 +140,7 @@ def schedule(ctx: DemoContext) -> None:
         stop_event=ctx.stop_event,
         on_result=lambda r: ctx.out.print(result_table(r)),
         after_cycle=cast("AfterCycle | None", ctx.extras.get("after_cycle")),
+        after_write=outlook_step(ctx.settings),
     )
 
 

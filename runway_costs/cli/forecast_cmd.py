@@ -12,6 +12,7 @@ from rich.table import Table
 from runway_costs.analytics.backtest import backtest
 from runway_costs.analytics.forecast import OrgForecast, forecast_all
 from runway_costs.analytics.orgs import orgs_with_data
+from runway_costs.analytics.outlook import stored_outlooks
 from runway_costs.cli.common import (
     AsOfOption,
     ConfigOption,
@@ -103,7 +104,12 @@ def forecast(
     at = parse_as_of(as_of)
     with read_db(settings.db_path) as con:
         names = pick_orgs(con, [o.name for o in settings.orgs], org)
-        results = forecast_all(con, settings, at, names)
+        # Without --as-of, the latest cycle's stored outlooks, at its instant, when they
+        # can stand for now (analytics.outlook); else computed at ``at``.
+        stored = stored_outlooks(con, settings, names, at) if as_of is None else None
+        results = stored if stored is not None else forecast_all(con, settings, at, names)
+    if stored:
+        at = stored[0].as_of
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in results], indent=2))
         return

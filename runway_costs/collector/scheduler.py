@@ -31,7 +31,13 @@ from contextlib import contextmanager
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from runway_costs.collector.cycle import CycleAbandoned, CycleResult, Kind, run_cycle_sync
+from runway_costs.collector.cycle import (
+    AfterWrite,
+    CycleAbandoned,
+    CycleResult,
+    Kind,
+    run_cycle_sync,
+)
 from runway_costs.collector.locks import scheduler_lock
 from runway_costs.core.clock import Clock, system_clock
 from runway_costs.core.config import Settings
@@ -116,9 +122,11 @@ class _Jobs:
         after_cycle: _AfterCycle | None,
         on_result: Callable[[CycleResult], None] | None,
         clock: Clock,
+        after_write: AfterWrite | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        self.after_write = after_write
         self.stop_event = stop_event
         self.after_cycle = after_cycle
         self.on_result = on_result
@@ -128,7 +136,11 @@ class _Jobs:
             return None
         try:
             result = run_cycle_sync(
-                self.settings, kind, clock=self.clock, stop_event=self.stop_event
+                self.settings,
+                kind,
+                clock=self.clock,
+                stop_event=self.stop_event,
+                after_write=self.after_write,
             )
         except CycleAbandoned:
             log.info("%s cycle abandoned: stop requested while fetching", kind)
@@ -193,6 +205,7 @@ def run_scheduler(
     after_cycle: AfterCycle | None = None,
     stop_event: threading.Event | None = None,
     on_result: Callable[[CycleResult], None] | None = None,
+    after_write: AfterWrite | None = None,
 ) -> None:
     """Collect on a clock until ``stop_event`` is set (or SIGINT/SIGTERM arrives).
 
@@ -200,6 +213,9 @@ def run_scheduler(
     The scheduler is an edge: ``clock`` is the system clock unless a caller (a test, a
     replay) pins it. ``after_cycle(settings, clock)`` runs after each completed job, in its
     own thread (see the module doc); its exceptions are logged and swallowed.
+    ``after_write(con, at)`` is each cycle's work done once on its data before it is
+    published (``collector.cycle.run_cycle``; the CLI passes the stored outlooks' step),
+    so the after-cycle hook already finds it.
     """
     stop_event = stop_event or threading.Event()
     with scheduler_lock(settings.db_path), _stop_on_signals(stop_event):
@@ -207,7 +223,8 @@ def run_scheduler(
         if hook is not None:
             hook.start()
         try:
-            _run(settings, stop_event, _Jobs(settings, stop_event, hook, on_result, clock))
+            jobs = _Jobs(settings, stop_event, hook, on_result, clock, after_write)
+            _run(settings, stop_event, jobs)
         finally:
             if hook is not None:
                 hook.stop(AFTER_CYCLE_STOP_GRACE_SECONDS)

@@ -1,0 +1,396 @@
+"""Stored outlooks: each organization's forecast computed once per collection cycle.
+
+Fitting every organization's forecast is the expensive part of ``forecast --json``, the
+alert rules and the Overview page (about a hundred small model fits per organization for
+the interval). The data changes only when a cycle writes, so the cycle computes it once:
+``outlook_step(settings)`` is the collector's after-write step (``run_cycle(...,
+after_write=...)``), run inside the cycle's write session after every organization is
+committed and before the one publish. It replaces the rows of ``org_outlooks`` (one per
+organization: ``analytics.forecast.OrgForecast``'s figures, its forecast daily spend and
+its net spend over the 30-day window) and ``outlook_rollup`` (the month end of all their
+summed spend, for the all-organizations Overview) in one transaction
+(``analytics/outlook_schema.sql``), so readers see them with the data they describe.
+
+Readers use them only when they describe the latest cycle: computed at or after every
+stored collection run, on the same UTC day as the instant asked about, at or before it,
+and for every organization asked about (``stored_outlooks``); otherwise (an ``--as-of``
+in the past, a database from before this table, a failed step, a new day) they compute
+as before. The figures are then those at the cycle's instant (``as_of`` says which).
+
+Public API:
+
+- ``ensure_outlook_schema(con)``, ``has_outlooks(con) -> bool``
+- ``compute_outlooks(con, settings, at) -> Outlooks`` (pure read) and
+  ``store_outlooks(con, outlooks)``; ``outlook_step(settings)`` does both, timed
+- ``stored_outlooks(con, settings, orgs, at=None) -> list[OrgForecast] | None``
+- ``stored_rollup(con, orgs, at=None) -> Rollup | None``
+"""
+
+from __future__ import annotations
+
+import time as timer
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from runway_costs.analytics.forecast import (
+    HORIZON_DAYS,
+    MonthEnd,
+    OrgForecast,
+    forecast_orgs_with_history,
+    month_end,
+)
+from runway_costs.analytics.orgs import orgs_with_data
+from runway_costs.analytics.spend import query
+from runway_costs.core.config import Settings
+from runway_costs.core.windows import window_start
+
+__all__ = [
+    "Outlooks",
+    "Rollup",
+    "compute_outlooks",
+    "ensure_outlook_schema",
+    "has_outlooks",
+    "outlook_step",
+    "store_outlooks",
+    "stored_outlooks",
+    "stored_rollup",
+]
+
+SCHEMA = Path(__file__).with_name("outlook_schema.sql")
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """Every stored organization together: the month end of their summed spend (with its
+    interval), their summed net spend per day over the 30-day window (oldest first) and
+    their summed forecast daily spend from the instant's day."""
+
+    as_of: datetime
+    orgs: tuple[str, ...]
+    month_end: MonthEnd
+    actual: pl.DataFrame  # date, credits
+    future: pl.DataFrame  # date, credits
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Outlooks:
+    """What a cycle stores: the forecasts, each org's 30-day net spend, the roll-up."""
+
+    forecasts: list[OrgForecast]
+    actual: dict[str, list[int]]  # org -> net spend per day of the 30-day window
+    rollup: Rollup
+
+
+def ensure_outlook_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(SCHEMA.read_text(encoding="utf-8"))
+
+
+def has_outlooks(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'outlook_rollup'"
+    ).fetchall()[0]
+    return bool(row and row[0])
+
+
+def _orgs(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:
+    """Configured organizations, else every organization in the database (as the CLI and
+    the alerts pick them)."""
+    return [o.name for o in settings.orgs] if settings.orgs else orgs_with_data(con)
+
+
+def _window_days(at: datetime) -> pl.Series:
+    today = at.date()
+    return pl.date_range(window_start(today), today, "1d", eager=True)
+
+
+def compute_outlooks(con: duckdb.DuckDBPyConnection, settings: Settings, at: datetime) -> Outlooks:
+    """Every organization's outlook at ``at`` (``forecast_orgs``) and their roll-up, from
+    one read of each kind."""
+    names = _orgs(con, settings)
+    forecasts, history = forecast_orgs_with_history(con, settings, names, at)
+    days = pl.DataFrame({"date": _window_days(at)})
+    recent = history.filter(pl.col("date") >= days["date"][0])
+    per_org = recent.partition_by("org", as_dict=True)
+    empty = [0] * days.height
+    actual = {
+        org: (
+            days.join(per_org[(org,)].drop("org"), on="date", how="left")
+            .fill_null(0)["credits"]
+            .to_list()
+            if (org,) in per_org
+            else empty
+        )
+        for org in names
+    }
+    # The all-organizations figures as the Overview computes them (forecast_many): the
+    # month end of the summed spend, the summed window and the summed forecast.
+    total = history.group_by("date").agg(pl.col("credits").sum()).sort("date")
+    summed = (
+        days.join(recent.group_by("date").agg(pl.col("credits").sum()), on="date", how="left")
+        .fill_null(0)
+        .sort("date")
+    )
+    future_days = pl.date_range(
+        at.date(), at.date() + timedelta(days=HORIZON_DAYS - 1), "1d", eager=True
+    )
+    future = (
+        np.sum([f.daily["credits_mid"].to_numpy() for f in forecasts], axis=0)
+        if forecasts
+        else np.zeros(HORIZON_DAYS)
+    )
+    rollup = Rollup(
+        as_of=at,
+        orgs=tuple(names),
+        month_end=month_end(total, at),
+        actual=summed,
+        future=pl.DataFrame({"date": future_days, "credits": future}),
+    )
+    return Outlooks(forecasts, actual, rollup)
+
+
+def store_outlooks(con: duckdb.DuckDBPyConnection, outlooks: Outlooks, seconds: float) -> None:
+    """Replace the stored outlooks with ``outlooks`` in one transaction (writer's side)."""
+    ensure_outlook_schema(con)
+    rows = pl.DataFrame(
+        [
+            {
+                "org": f.org,
+                "as_of": f.as_of,
+                "balance_credits": f.balance_credits,
+                "cap_credits": f.cap_credits,
+                "spend_today_credits": f.spend_today_credits,
+                "spend_mtd_credits": f.spend_mtd_credits,
+                "spend_30d_credits": f.spend_30d_credits,
+                "purchases_30d_credits": f.purchases_30d_credits,
+                "month_to_date": f.month_end.month_to_date,
+                "month_end_low": f.month_end.low,
+                "month_end_mid": f.month_end.mid,
+                "month_end_high": f.month_end.high,
+                "daily_rate_credits": f.daily_rate_credits,
+                "runout_date": f.runout_date,
+                "cap_bound_date": f.cap_bound_date,
+                "cap_peak_30d_credits": f.cap_peak_30d_credits,
+                "purchases_observed_days": f.purchases_observed_days,
+                "purchases_observed_since": f.purchases_observed_since,
+                "balances_observed_since": f.balances_observed_since,
+                "daily_mid": f.daily["credits_mid"].to_list(),
+                "actual_30d": outlooks.actual[f.org],
+            }
+            for f in outlooks.forecasts
+        ],
+        schema=_ROW_SCHEMA,
+    )
+    r = outlooks.rollup
+    rollup = pl.DataFrame(
+        [
+            {
+                "as_of": r.as_of,
+                "orgs": list(r.orgs),
+                "month_to_date": r.month_end.month_to_date,
+                "month_end_low": r.month_end.low,
+                "month_end_mid": r.month_end.mid,
+                "month_end_high": r.month_end.high,
+                "daily_mid": r.future["credits"].to_list(),
+                "actual_30d": r.actual["credits"].to_list(),
+                "seconds": seconds,
+            }
+        ],
+        schema=_ROLLUP_SCHEMA,
+    )
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM org_outlooks")
+        con.execute("DELETE FROM outlook_rollup")
+        con.register("_outlook_rows", rows.to_arrow())
+        con.register("_outlook_rollup", rollup.to_arrow())
+        con.execute(f"INSERT INTO org_outlooks SELECT {', '.join(_ROW_SCHEMA)} FROM _outlook_rows")
+        con.execute(
+            f"INSERT INTO outlook_rollup SELECT {', '.join(_ROLLUP_SCHEMA)} FROM _outlook_rollup"
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("_outlook_rows")
+        con.unregister("_outlook_rollup")
+
+
+def outlook_step(settings: Settings) -> Callable[[duckdb.DuckDBPyConnection, datetime], None]:
+    """The cycle's after-write step (``collector.cycle.run_cycle(after_write=...)``):
+    compute every organization's outlook at the cycle's instant on the live connection
+    and store it, before the snapshot is published."""
+
+    def step(con: duckdb.DuckDBPyConnection, at: datetime) -> None:
+        started = timer.perf_counter()
+        outlooks = compute_outlooks(con, settings, at)
+        store_outlooks(con, outlooks, timer.perf_counter() - started)
+
+    return step
+
+
+_ROW_SCHEMA = pl.Schema(
+    {
+        "org": pl.String(),
+        "as_of": pl.Datetime("us"),
+        "balance_credits": pl.Int64(),
+        "cap_credits": pl.Int64(),
+        "spend_today_credits": pl.Int64(),
+        "spend_mtd_credits": pl.Int64(),
+        "spend_30d_credits": pl.Int64(),
+        "purchases_30d_credits": pl.Int64(),
+        "month_to_date": pl.Int64(),
+        "month_end_low": pl.Int64(),
+        "month_end_mid": pl.Int64(),
+        "month_end_high": pl.Int64(),
+        "daily_rate_credits": pl.Int64(),
+        "runout_date": pl.Date(),
+        "cap_bound_date": pl.Date(),
+        "cap_peak_30d_credits": pl.Int64(),
+        "purchases_observed_days": pl.Int32(),
+        "purchases_observed_since": pl.Datetime("us"),
+        "balances_observed_since": pl.Datetime("us"),
+        "daily_mid": pl.List(pl.Float64()),
+        "actual_30d": pl.List(pl.Int64()),
+    }
+)
+_ROLLUP_SCHEMA = pl.Schema(
+    {
+        "as_of": pl.Datetime("us"),
+        "orgs": pl.List(pl.String()),
+        "month_to_date": pl.Int64(),
+        "month_end_low": pl.Int64(),
+        "month_end_mid": pl.Int64(),
+        "month_end_high": pl.Int64(),
+        "daily_mid": pl.List(pl.Float64()),
+        "actual_30d": pl.List(pl.Int64()),
+        "seconds": pl.Float64(),
+    }
+)
+
+
+def _current(con: duckdb.DuckDBPyConnection, at: datetime | None) -> datetime | None:
+    """The stored outlooks' instant when they describe the latest cycle and may stand for
+    ``at`` (None: now, whatever it is): computed at or after every stored collection
+    run, on ``at``'s UTC day, at or before ``at``. None otherwise."""
+    if not has_outlooks(con):
+        return None
+    row = con.execute(
+        "SELECT (SELECT max(as_of) FROM outlook_rollup), "
+        "(SELECT max(finished_at) FROM collection_runs)"
+    ).fetchall()[0]
+    stored, last_run = row
+    if stored is None or (last_run is not None and last_run > stored):
+        return None
+    if at is not None and (stored > at or stored.date() != at.date()):
+        return None
+    return stored
+
+
+def stored_outlooks(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    orgs: Sequence[str],
+    at: datetime | None = None,
+) -> list[OrgForecast] | None:
+    """The stored forecasts of ``orgs`` (in that order), or None when they cannot stand
+    for a forecast at ``at`` (see the module docstring) or an org of ``orgs`` has none."""
+    stored = _current(con, at)
+    if stored is None:
+        return None
+    names = list(dict.fromkeys(orgs))
+    rows = query(
+        con,
+        "SELECT * FROM org_outlooks WHERE org IN (SELECT unnest($orgs::VARCHAR[]))",
+        {"orgs": names},
+    )
+    by_org = {r["org"]: r for r in rows.iter_rows(named=True)}
+    if any(org not in by_org for org in names):
+        return None
+    out = {org: _forecast(by_org[org], settings) for org in names}
+    return [out[org] for org in orgs]
+
+
+def _forecast(row: dict, settings: Settings) -> OrgForecast:
+    as_of: datetime = row["as_of"]
+    today: date = as_of.date()
+    days = pl.date_range(today, today + timedelta(days=HORIZON_DAYS - 1), "1d", eager=True)
+    return OrgForecast(
+        org=row["org"],
+        as_of=as_of,
+        balance_credits=row["balance_credits"],
+        cap_credits=row["cap_credits"],
+        spend_today_credits=row["spend_today_credits"],
+        spend_mtd_credits=row["spend_mtd_credits"],
+        spend_30d_credits=row["spend_30d_credits"],
+        purchases_30d_credits=row["purchases_30d_credits"],
+        month_end=MonthEnd(
+            as_of,
+            row["month_to_date"],
+            row["month_end_low"],
+            row["month_end_mid"],
+            row["month_end_high"],
+        ),
+        daily_rate_credits=row["daily_rate_credits"],
+        runout_date=row["runout_date"],
+        cap_bound_date=row["cap_bound_date"],
+        cap_peak_30d_credits=row["cap_peak_30d_credits"],
+        credit_usd=settings.credit_usd,
+        daily=pl.DataFrame(
+            {"date": days, "credits_mid": pl.Series(row["daily_mid"], dtype=pl.Float64)}
+        ),
+        purchases_observed_days=row["purchases_observed_days"],
+        purchases_observed_since=row["purchases_observed_since"],
+        balances_observed_since=row["balances_observed_since"],
+    )
+
+
+def stored_actual(con: duckdb.DuckDBPyConnection, org: str) -> pl.DataFrame | None:
+    """One org's stored net spend per day over the 30-day window (date, credits)."""
+    rows = con.execute(
+        "SELECT as_of, actual_30d FROM org_outlooks WHERE org = $org", {"org": org}
+    ).fetchall()
+    if not rows:
+        return None
+    at, values = rows[0]
+    return pl.DataFrame({"date": _window_days(at), "credits": pl.Series(values, dtype=pl.Int64)})
+
+
+def stored_rollup(
+    con: duckdb.DuckDBPyConnection, orgs: Sequence[str], at: datetime | None = None
+) -> Rollup | None:
+    """The stored roll-up when it covers exactly ``orgs`` and stands for ``at`` (see
+    ``stored_outlooks``); None otherwise."""
+    if _current(con, at) is None:
+        return None
+    row = query(con, "SELECT * FROM outlook_rollup", {}).row(0, named=True)
+    if sorted(row["orgs"]) != sorted(orgs):
+        return None
+    as_of: datetime = row["as_of"]
+    today = as_of.date()
+    future_days = pl.date_range(today, today + timedelta(days=HORIZON_DAYS - 1), "1d", eager=True)
+    return Rollup(
+        as_of=as_of,
+        orgs=tuple(row["orgs"]),
+        month_end=MonthEnd(
+            as_of,
+            row["month_to_date"],
+            row["month_end_low"],
+            row["month_end_mid"],
+            row["month_end_high"],
+        ),
+        actual=pl.DataFrame(
+            {"date": _window_days(as_of), "credits": pl.Series(row["actual_30d"], dtype=pl.Int64)}
+        ),
+        future=pl.DataFrame(
+            {"date": future_days, "credits": pl.Series(row["daily_mid"], dtype=pl.Float64)}
+        ),
+        seconds=row["seconds"],
+    )

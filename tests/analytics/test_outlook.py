@@ -1,0 +1,136 @@
+"""Stored outlooks (issue #12): a cycle stores each organization's outlook once, and what
+is stored is what ``forecast_org`` computes at the same instant; readers use it only when
+it describes the latest cycle."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from runway_costs.analytics import alert_rules
+from runway_costs.analytics.alerts import evaluate_alerts
+from runway_costs.analytics.db import connect_reader
+from runway_costs.analytics.forecast import forecast_many, forecast_org
+from runway_costs.analytics.outlook import (
+    has_outlooks,
+    outlook_step,
+    stored_outlooks,
+    stored_rollup,
+)
+from runway_costs.analytics.purchases import purchase_headroom, purchases_daily
+from runway_costs.analytics.spend import spend_daily
+from runway_costs.collector.cycle import run_cycle_sync
+from runway_costs.core.clock import fixed_clock
+from runway_costs.core.windows import window_start
+from runway_costs.sandbox.server import SandboxServer
+from tests.collector.support import settings_for
+from tests.conftest import SANDBOX_AT, SANDBOX_CLOCK, SANDBOX_SEED
+from tests.timecases import Instant, each_instant
+
+pytestmark = pytest.mark.integration
+
+ORGS = ["studio", "agency", "indie"]  # the default sandbox's, in its configured order
+
+
+def _assert_same(stored, computed) -> None:
+    for got, want in zip(stored, computed, strict=True):
+        assert got == want
+        assert got.daily.equals(want.daily)
+        assert got.to_json() == want.to_json()
+
+
+@each_instant()
+def test_a_cycle_stores_what_forecast_org_computes_at_its_instant(tmp_path, instant: Instant):
+    db = tmp_path / "o.duckdb"
+    with SandboxServer(seed=SANDBOX_SEED, now=instant.at.isoformat() + "Z", faults="none") as sb:
+        settings = settings_for(sb, db)
+        result = run_cycle_sync(
+            settings, clock=fixed_clock(instant.at), after_write=outlook_step(settings)
+        )
+    assert result.ok
+    names = [o.name for o in settings.orgs]
+    with connect_reader(db) as con:
+        stored = stored_outlooks(con, settings, names, instant.at)
+        assert stored is not None
+        _assert_same(stored, [forecast_org(con, settings, org, instant.at) for org in names])
+    assert [f.to_json()["as_of"] for f in stored] == [
+        instant.at.isoformat(timespec="seconds") + "Z"
+    ] * len(names)
+    # the stored forecast starts on the instant's day and runs 180 days
+    assert stored[0].daily["date"][0] == instant.at.date()
+    assert stored[0].daily.height == 180
+
+
+def test_rollup_and_window_spend_match_the_overviews_own_computation(sandbox, tmp_db):
+    settings = settings_for(sandbox, tmp_db)
+    assert run_cycle_sync(settings, clock=SANDBOX_CLOCK, after_write=outlook_step(settings)).ok
+    today = SANDBOX_AT.date()
+    with connect_reader(tmp_db) as con:
+        rollup = stored_rollup(con, ORGS, SANDBOX_AT)
+        assert rollup is not None
+        head = purchase_headroom(con, today, ORGS)
+        bought = purchases_daily(con, ORGS, window_start(today), today)
+        many = forecast_many(
+            con,
+            ORGS,
+            SANDBOX_AT,
+            balances=dict(zip(head["org"], head["balance_credits"], strict=True)),
+            caps=dict(zip(head["org"], head["cap_credits"], strict=True)),
+            past_buys={
+                org: frame.sort("date")["purchases"].fill_null(0).to_numpy()
+                for (org,), frame in bought.group_by("org")
+            },
+        )
+        daily = spend_daily(con, ORGS, window_start(today), today)
+        stored = stored_outlooks(con, settings, ORGS, SANDBOX_AT)
+    assert stored is not None
+    assert rollup.orgs == ("studio", "agency", "indie")
+    assert rollup.month_end == many.month_end
+    assert np.array_equal(rollup.future["credits"].to_numpy(), many.future["credits"].to_numpy())
+    # the window's summed spend, against spend_daily (a separate query)
+    summed = daily.group_by("date").agg(pl.col("credits").sum()).sort("date")
+    assert rollup.actual["credits"].to_list() == summed["credits"].to_list()
+    assert rollup.actual.height == 30 and rollup.actual["date"][0] == window_start(today)
+    for f in stored:  # each org's run-out and cap-bound dates as the Overview finds them
+        row = many.per_org.filter(pl.col("org") == f.org).row(0, named=True)
+        assert (f.runout_date, f.cap_bound_date) == (row["runout_date"], row["cap_bound_date"])
+        assert f.month_end.mid == row["month_end_mid"]
+
+
+def test_outlooks_stand_only_for_the_latest_cycle_and_its_day(sandbox, tmp_db):
+    settings = settings_for(sandbox, tmp_db)
+    assert run_cycle_sync(settings, clock=SANDBOX_CLOCK, after_write=outlook_step(settings)).ok
+    with connect_reader(tmp_db) as con:
+        assert stored_outlooks(con, settings, ORGS) is not None  # "now"
+        assert stored_outlooks(con, settings, ORGS, SANDBOX_AT + timedelta(hours=3)) is not None
+        # before the cycle, on another day, or for an org it did not compute: none
+        assert stored_outlooks(con, settings, ORGS, SANDBOX_AT - timedelta(minutes=1)) is None
+        assert stored_outlooks(con, settings, ORGS, datetime(2026, 11, 25, 0, 1)) is None
+        assert stored_outlooks(con, settings, [*ORGS, "nobody"], SANDBOX_AT) is None
+        assert stored_rollup(con, ORGS[:2], SANDBOX_AT) is None
+    # A later cycle that stores none (an older collector, a failed step): stale, not used.
+    later = fixed_clock(SANDBOX_AT + timedelta(minutes=15))
+    assert run_cycle_sync(settings, "snapshot", clock=later).ok
+    with connect_reader(tmp_db) as con:
+        assert has_outlooks(con)
+        assert stored_outlooks(con, settings, ORGS) is None
+        assert stored_rollup(con, ORGS) is None
+
+
+def test_alerts_from_stored_outlooks_are_the_computed_ones(sandbox, tmp_db, monkeypatch):
+    settings = settings_for(sandbox, tmp_db)
+    assert run_cycle_sync(settings, clock=SANDBOX_CLOCK, after_write=outlook_step(settings)).ok
+    with connect_reader(tmp_db) as con:
+        computed = evaluate_alerts(con, settings, SANDBOX_AT, stored=False)
+
+        def no_fit(*_a, **_k):
+            raise AssertionError("the stored outlooks were not used")
+
+        monkeypatch.setattr(alert_rules, "forecast_orgs", no_fit)
+        from_stored = evaluate_alerts(con, settings, SANDBOX_AT)
+    assert from_stored == computed
+    # a forecast rule among them: the sandbox's agency runs out within a week
+    assert [(a.org, a.rule, a.severity) for a in computed] == [("agency", "runout", "warning")]
