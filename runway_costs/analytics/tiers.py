@@ -43,7 +43,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
-from runway_costs.analytics.spend import query
+from runway_costs.analytics.spend import query, spend_through_sql
 from runway_costs.analytics.tiertable import TierTable
 from runway_costs.core.money import CREDIT_USD, usd
 
@@ -184,7 +184,7 @@ def tier_facts(
     last snapshot with another cap), whether that is the first snapshot, and net spend."""
     return query(
         con,
-        """
+        f"""
         WITH o AS (SELECT unnest($orgs) AS org, generate_subscripts($orgs, 1) AS pos),
         c AS (SELECT org, taken_at, max_monthly_credit_spend AS cap FROM org_snapshots
               WHERE org = ANY($orgs) AND taken_at <= $as_of),
@@ -197,8 +197,7 @@ def tier_facts(
                   FROM c JOIN other ON c.org = other.org AND c.taken_at > other.last_other
                   GROUP BY c.org),
         -- every org's sum, then the join keeps the asked ones: cheaper than a per-row filter
-        spent AS (SELECT org, sum(credits) AS credits FROM daily_usage
-                  WHERE date <= $day GROUP BY org)
+        spent AS ({spend_through_sql(con)})
         SELECT o.org, latest.cap AS cap_credits,
                COALESCE(began.began, latest.first_at) AS cap_since,
                latest.org IS NOT NULL AND other.org IS NULL AS since_first_snapshot,

@@ -50,7 +50,10 @@ def alerts(con: duckdb.DuckDBPyConnection, settings: Settings, scope: Scope) -> 
     return AlertsData(
         scope=scope,
         open=alert_store_mod.open_alerts(con).filter(in_scope),
-        history=alert_store_mod.alert_history(con).filter(in_scope),
+        # one org: its own latest events, not the latest of all orgs that are its
+        history=alert_store_mod.alert_history(
+            con, scope.orgs[0] if len(scope.orgs) == 1 else None
+        ).filter(in_scope),
         rules=alert_rules(settings),
         budgets=budgets,
         channels=channel_labels(settings),

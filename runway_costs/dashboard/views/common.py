@@ -22,7 +22,8 @@ from runway_costs.analytics.db import (
     NoDataError,
     connect_reader,
 )
-from runway_costs.analytics.orgs import orgs_with_data
+from runway_costs.analytics.orgs import orgs_with_data, orgs_with_data_kept
+from runway_costs.analytics.spend import org_predicate
 from runway_costs.core.config import Settings
 
 
@@ -82,8 +83,10 @@ class Scope:
 
 
 def known_orgs(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:
-    """Organizations with any collected row, sorted by name."""
-    return orgs_with_data(con)
+    """Organizations with any collected row, sorted by name: from the collector's per-org
+    state when it keeps one (every page's sidebar asks, so no scan of history)."""
+    kept = orgs_with_data_kept(con)
+    return kept if kept is not None else orgs_with_data(con)
 
 
 def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
@@ -106,25 +109,27 @@ class CollectionStatus:
 def collection_status(
     con: duckdb.DuckDBPyConnection, settings: Settings, scope: Scope, now: datetime
 ) -> CollectionStatus:
-    """Stale when the last success is older than the alerts' ``stale_hours``."""
+    """Stale when the last success is older than the alerts' ``stale_hours``. "All
+    organizations" reads without a filter on org (the scope is every org with data)."""
     stale_hours = settings.alerts.thresholds.stale_hours
+    of_scope = org_predicate(None if scope.all_orgs else scope.org_list)
+    params = {} if scope.all_orgs else {"orgs": scope.org_list}
     last, failed, last_any = con.execute(
-        """
-        WITH r AS (SELECT * FROM collection_runs WHERE list_contains($orgs, org)),
+        f"""
+        WITH r AS (SELECT * FROM collection_runs WHERE {of_scope}),
              ok AS (SELECT max(finished_at) AS t FROM r WHERE status = 'ok')
         SELECT (SELECT t FROM ok),
                (SELECT count(*) FROM r WHERE status <> 'ok'
                   AND finished_at > coalesce((SELECT t FROM ok), TIMESTAMP '1970-01-01')),
-               (SELECT max(taken_at) FROM org_snapshots WHERE list_contains($orgs, org))
+               (SELECT max(taken_at) FROM org_snapshots WHERE {of_scope})
         """,
-        {"orgs": scope.org_list},
+        params,
     ).fetchall()[0]
     reference = last or last_any
     if reference is None:
-        day = con.execute(
-            "SELECT max(date) FROM daily_usage WHERE list_contains($orgs, org)",
-            {"orgs": scope.org_list},
-        ).fetchall()[0][0]
+        day = con.execute(f"SELECT max(date) FROM daily_usage WHERE {of_scope}", params).fetchall()[
+            0
+        ][0]
         as_of = day or now.date()
     else:
         as_of = reference.date()
