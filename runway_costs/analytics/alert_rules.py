@@ -582,12 +582,15 @@ def evaluate_rules(
     orgs: Sequence[str],
     as_of: datetime,
     forecasts: Sequence[OrgForecast] | None = None,
+    limits: pl.DataFrame | None = None,
+    spend: pl.DataFrame | None = None,
 ) -> list[Condition]:
     """Firing conditions of every organization in ``orgs``: ``evaluate_org``'s, from one
     read per rule family for all of them (forecasts, budgets, limits now, daily spend,
-    last successes), then the rules per organization in memory. ``forecasts``: one per
-    org of ``orgs`` when already at hand (the cycle's stored outlooks,
-    ``analytics.outlook``); computed at ``as_of`` otherwise."""
+    last successes), then the rules per organization in memory. ``forecasts`` (one per
+    org of ``orgs``), ``limits`` (``limits_now``'s rows) and ``spend`` (net credits per
+    org and day, the last 30 days): when already at hand (the cycle's stored outlooks,
+    ``analytics.outlook``); read at ``as_of`` otherwise."""
     names = list(orgs)
     unique = list(dict.fromkeys(names))
     th = settings.alerts.thresholds
@@ -595,13 +598,15 @@ def evaluate_rules(
     month = f"{as_of:%Y-%m}"
     today = as_of.date()
     budgets = budget_status(con, settings, as_of)
-    limits = limits_now(con, as_of, unique)
-    limits_of = limits.partition_by("org", as_dict=True)
-    no_limits = limits.clear()
+    limits = limits_now(con, as_of, unique) if limits is None else limits
+    # only rows that reach a level can fire (the rule is unchanged for the others: none)
+    lowest = min(th.daily_generations_ratio, 1.0)
+    limits_of = limits.filter(pl.col("usage_ratio") >= lowest).partition_by("org", as_dict=True)
     if forecasts is None:
         forecasts = forecast_orgs(con, settings, names, as_of)
     forecast_of = dict(zip(names, forecasts, strict=True))
-    spend = spend_daily(con, unique, today - timedelta(days=ANOMALY_NORM_DAYS + 1), today)
+    if spend is None:
+        spend = spend_daily(con, unique, today - timedelta(days=ANOMALY_NORM_DAYS + 1), today)
     spend_of = {
         key[0]: frame["credits"].to_numpy().astype(float)
         for key, frame in spend.partition_by("org", as_dict=True, maintain_order=True).items()
@@ -610,11 +615,12 @@ def evaluate_rules(
     out: list[Condition] = []
     for org in names:  # in evaluate_org's order
         fc = forecast_of[org]
+        at_limit = limits_of.get((org,))
         out += [
             *_cap_rules(fc, th, month, usd),
             *_budget_rules(budgets, org, th, month, usd),
             *_runout_rule(fc, th, month, usd),
-            *_generation_rules(limits_of.get((org,), no_limits), org, th, today),
+            *(_generation_rules(at_limit, org, th, today) if at_limit is not None else []),
             *_anomaly(org, spend_of.get(org, np.zeros(0)), th, today, usd),
             *_stale(org, last_ok.get(org), th, as_of),
         ]

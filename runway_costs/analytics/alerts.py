@@ -70,7 +70,12 @@ from runway_costs.analytics.notify import (
     deliver,
 )
 from runway_costs.analytics.orgs import orgs_with_data
-from runway_costs.analytics.outlook import stored_outlooks
+from runway_costs.analytics.outlook import (
+    stored_limits,
+    stored_orgs,
+    stored_outlooks,
+    stored_spend,
+)
 from runway_costs.core.clock import Clock
 from runway_costs.core.config import Settings
 
@@ -176,8 +181,11 @@ def plan_alerts(
 
 
 def _orgs(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:
-    """Configured organizations, else every organization in the database."""
-    return [o.name for o in settings.orgs] if settings.orgs else orgs_with_data(con)
+    """Configured organizations, else every organization in the database (those the
+    current stored outlooks were computed for, when there are: the same, read faster)."""
+    if settings.orgs:
+        return [o.name for o in settings.orgs]
+    return stored_orgs(con) or orgs_with_data(con)
 
 
 def _conditions(
@@ -190,10 +198,15 @@ def _conditions(
     """The rules at ``as_of``; the forecast rules read the latest cycle's stored outlooks
     when ``stored`` and they can stand for ``as_of`` (``analytics.outlook``), else the
     forecasts are computed."""
-    forecasts = stored_outlooks(con, settings, names, as_of) if stored else None
-    if forecasts is None:
-        return evaluate_rules(con, settings, names, as_of)
-    return evaluate_rules(con, settings, names, as_of, forecasts=forecasts)
+    if stored:
+        forecasts = stored_outlooks(con, settings, names, as_of, daily=False)
+        spend = stored_spend(con, names, as_of)
+        limits = stored_limits(con, names, as_of)
+        if forecasts is not None and spend is not None and limits is not None:
+            return evaluate_rules(
+                con, settings, names, as_of, forecasts=forecasts, limits=limits, spend=spend
+            )
+    return evaluate_rules(con, settings, names, as_of)
 
 
 def evaluate_alerts(

@@ -22,8 +22,11 @@ Public API:
 - ``ensure_outlook_schema(con)``, ``has_outlooks(con) -> bool``
 - ``compute_outlooks(con, settings, at) -> Outlooks`` (pure read) and
   ``store_outlooks(con, outlooks)``; ``outlook_step(settings)`` does both, timed
-- ``stored_outlooks(con, settings, orgs, at=None) -> list[OrgForecast] | None``
+- ``stored_outlooks(con, settings, orgs, at=None, daily=True) -> list[OrgForecast] | None``
 - ``stored_rollup(con, orgs, at=None) -> Rollup | None``
+- ``stored_orgs(con, at=None)``, ``stored_spend(con, orgs, at=None)`` (net spend per org
+  and day over the 30-day window), ``stored_limits(con, orgs, at=None)`` (``limits_now``'s
+  rows with a limit): what the alert rules read besides the forecasts
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import duckdb
 import numpy as np
@@ -45,6 +49,7 @@ from runway_costs.analytics.forecast import (
     forecast_orgs_with_history,
     month_end,
 )
+from runway_costs.analytics.limits import limits_now
 from runway_costs.analytics.orgs import orgs_with_data
 from runway_costs.analytics.spend import query
 from runway_costs.core.config import Settings
@@ -58,8 +63,11 @@ __all__ = [
     "has_outlooks",
     "outlook_step",
     "store_outlooks",
+    "stored_limits",
+    "stored_orgs",
     "stored_outlooks",
     "stored_rollup",
+    "stored_spend",
 ]
 
 SCHEMA = Path(__file__).with_name("outlook_schema.sql")
@@ -86,6 +94,7 @@ class Outlooks:
     forecasts: list[OrgForecast]
     actual: dict[str, list[int]]  # org -> net spend per day of the 30-day window
     rollup: Rollup
+    limits: pl.DataFrame  # org, model, daily_generations, max_daily_generations, usage_ratio
 
 
 def ensure_outlook_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -152,7 +161,8 @@ def compute_outlooks(con: duckdb.DuckDBPyConnection, settings: Settings, at: dat
         actual=summed,
         future=pl.DataFrame({"date": future_days, "credits": future}),
     )
-    return Outlooks(forecasts, actual, rollup)
+    limits = limits_now(con, at, names).filter(pl.col("usage_ratio").is_not_null())
+    return Outlooks(forecasts, actual, rollup, limits.select(_LIMIT_COLUMNS))
 
 
 def store_outlooks(con: duckdb.DuckDBPyConnection, outlooks: Outlooks, seconds: float) -> None:
@@ -208,8 +218,13 @@ def store_outlooks(con: duckdb.DuckDBPyConnection, outlooks: Outlooks, seconds: 
     try:
         con.execute("DELETE FROM org_outlooks")
         con.execute("DELETE FROM outlook_rollup")
+        con.execute("DELETE FROM outlook_limits")
         con.register("_outlook_rows", rows.to_arrow())
         con.register("_outlook_rollup", rollup.to_arrow())
+        con.register("_outlook_limits", outlooks.limits.to_arrow())
+        con.execute(
+            f"INSERT INTO outlook_limits SELECT {', '.join(_LIMIT_COLUMNS)} FROM _outlook_limits"
+        )
         con.execute(f"INSERT INTO org_outlooks SELECT {', '.join(_ROW_SCHEMA)} FROM _outlook_rows")
         con.execute(
             f"INSERT INTO outlook_rollup SELECT {', '.join(_ROLLUP_SCHEMA)} FROM _outlook_rollup"
@@ -221,6 +236,7 @@ def store_outlooks(con: duckdb.DuckDBPyConnection, outlooks: Outlooks, seconds: 
     finally:
         con.unregister("_outlook_rows")
         con.unregister("_outlook_rollup")
+        con.unregister("_outlook_limits")
 
 
 def outlook_step(settings: Settings) -> Callable[[duckdb.DuckDBPyConnection, datetime], None]:
@@ -236,6 +252,7 @@ def outlook_step(settings: Settings) -> Callable[[duckdb.DuckDBPyConnection, dat
     return step
 
 
+_LIMIT_COLUMNS = ("org", "model", "daily_generations", "max_daily_generations", "usage_ratio")
 _ROW_SCHEMA = pl.Schema(
     {
         "org": pl.String(),
@@ -299,16 +316,20 @@ def stored_outlooks(
     settings: Settings,
     orgs: Sequence[str],
     at: datetime | None = None,
+    daily: bool = True,
 ) -> list[OrgForecast] | None:
     """The stored forecasts of ``orgs`` (in that order), or None when they cannot stand
-    for a forecast at ``at`` (see the module docstring) or an org of ``orgs`` has none."""
+    for a forecast at ``at`` (see the module docstring) or an org of ``orgs`` has none.
+    ``daily``: with each one's forecast daily spend (``OrgForecast.daily``; the JSON and
+    the alert rules do without it)."""
     stored = _current(con, at)
     if stored is None:
         return None
     names = list(dict.fromkeys(orgs))
+    columns = "*" if daily else "* EXCLUDE (daily_mid, actual_30d)"
     rows = query(
         con,
-        "SELECT * FROM org_outlooks WHERE org IN (SELECT unnest($orgs::VARCHAR[]))",
+        f"SELECT {columns} FROM org_outlooks WHERE org IN (SELECT unnest($orgs::VARCHAR[]))",
         {"orgs": names},
     )
     by_org = {r["org"]: r for r in rows.iter_rows(named=True)}
@@ -322,6 +343,11 @@ def _forecast(row: dict, settings: Settings) -> OrgForecast:
     as_of: datetime = row["as_of"]
     today: date = as_of.date()
     days = pl.date_range(today, today + timedelta(days=HORIZON_DAYS - 1), "1d", eager=True)
+    daily = (
+        pl.DataFrame({"date": days, "credits_mid": pl.Series(row["daily_mid"], dtype=pl.Float64)})
+        if "daily_mid" in row
+        else pl.DataFrame()
+    )
     return OrgForecast(
         org=row["org"],
         as_of=as_of,
@@ -343,9 +369,7 @@ def _forecast(row: dict, settings: Settings) -> OrgForecast:
         cap_bound_date=row["cap_bound_date"],
         cap_peak_30d_credits=row["cap_peak_30d_credits"],
         credit_usd=settings.credit_usd,
-        daily=pl.DataFrame(
-            {"date": days, "credits_mid": pl.Series(row["daily_mid"], dtype=pl.Float64)}
-        ),
+        daily=daily,
         purchases_observed_days=row["purchases_observed_days"],
         purchases_observed_since=row["purchases_observed_since"],
         balances_observed_since=row["balances_observed_since"],
@@ -393,4 +417,58 @@ def stored_rollup(
             {"date": future_days, "credits": pl.Series(row["daily_mid"], dtype=pl.Float64)}
         ),
         seconds=row["seconds"],
+    )
+
+
+def stored_orgs(con: duckdb.DuckDBPyConnection, at: datetime | None = None) -> list[str] | None:
+    """The organizations the current outlooks were computed for (the configured ones, or
+    every one in the database then: the same now, since nothing was collected since)."""
+    if _current(con, at) is None:
+        return None
+    return list(con.execute("SELECT orgs FROM outlook_rollup").fetchall()[0][0])
+
+
+def stored_spend(
+    con: duckdb.DuckDBPyConnection, orgs: Sequence[str], at: datetime | None = None
+) -> pl.DataFrame | None:
+    """Net spend per org and day over the current outlooks' 30-day window (org, date,
+    credits, zero-filled; ``spend.spend_daily``'s), or None (see ``stored_outlooks``)."""
+    if _current(con, at) is None:
+        return None
+    rows = query(
+        con,
+        """
+        SELECT org, as_of, actual_30d FROM org_outlooks
+        WHERE org IN (SELECT unnest($orgs::VARCHAR[]))
+        """,
+        {"orgs": list(orgs)},
+    )
+    if rows.height != len(set(orgs)):
+        return None
+    start = window_start(cast(datetime, rows["as_of"][0]).date())
+    return (
+        rows.explode("actual_30d")
+        .select(
+            "org",
+            date=pl.lit(start) + pl.duration(days=pl.int_range(pl.len()).over("org")),
+            credits=pl.col("actual_30d").cast(pl.Int64),
+        )
+        .sort("org", "date")
+    )
+
+
+def stored_limits(
+    con: duckdb.DuckDBPyConnection, orgs: Sequence[str], at: datetime | None = None
+) -> pl.DataFrame | None:
+    """``limits_now``'s rows with a daily limit at the current outlooks' instant (org,
+    model, daily_generations, max_daily_generations, usage_ratio), or None."""
+    if _current(con, at) is None:
+        return None
+    return query(
+        con,
+        f"""
+        SELECT {", ".join(_LIMIT_COLUMNS)} FROM outlook_limits
+        WHERE org IN (SELECT unnest($orgs::VARCHAR[])) ORDER BY org, model
+        """,
+        {"orgs": list(orgs)},
     )

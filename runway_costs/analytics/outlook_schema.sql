@@ -44,3 +44,13 @@ CREATE TABLE IF NOT EXISTS outlook_rollup (
     actual_30d     BIGINT[]  NOT NULL,
     seconds        DOUBLE    NOT NULL
 );
+
+-- Per (org, model) with a daily generation limit: the row in force at the cycle's instant
+-- (analytics.limits.limits_now), for the daily generation alert rule.
+CREATE TABLE IF NOT EXISTS outlook_limits (
+    org                   VARCHAR NOT NULL,
+    model                 VARCHAR NOT NULL,
+    daily_generations     BIGINT,
+    max_daily_generations BIGINT,
+    usage_ratio           DOUBLE
+);

@@ -12,7 +12,7 @@ from rich.table import Table
 from runway_costs.analytics.backtest import backtest
 from runway_costs.analytics.forecast import OrgForecast, forecast_all
 from runway_costs.analytics.orgs import orgs_with_data
-from runway_costs.analytics.outlook import stored_outlooks
+from runway_costs.analytics.outlook import stored_orgs, stored_outlooks
 from runway_costs.cli.common import (
     AsOfOption,
     ConfigOption,
@@ -30,8 +30,9 @@ from runway_costs.cli.text import safe
 
 
 def pick_orgs(con: duckdb.DuckDBPyConnection, configured: list[str], org: str | None) -> list[str]:
-    """Configured organizations (else all in the database), or the one asked for."""
-    available = configured or orgs_with_data(con)
+    """Configured organizations (else all in the database: those of the current stored
+    outlooks when there are, the same list read faster), or the one asked for."""
+    available = configured or stored_orgs(con) or orgs_with_data(con)
     if org is None:
         return available
     if org not in available and org not in orgs_with_data(con):
@@ -106,7 +107,7 @@ def forecast(
         names = pick_orgs(con, [o.name for o in settings.orgs], org)
         # Without --as-of, the latest cycle's stored outlooks, at its instant, when they
         # can stand for now (analytics.outlook); else computed at ``at``.
-        stored = stored_outlooks(con, settings, names, at) if as_of is None else None
+        stored = stored_outlooks(con, settings, names, at, daily=False) if as_of is None else None
         results = stored if stored is not None else forecast_all(con, settings, at, names)
     if stored:
         at = stored[0].as_of

@@ -129,7 +129,8 @@ def test_alerts_from_stored_outlooks_are_the_computed_ones(sandbox, tmp_db, monk
         def no_fit(*_a, **_k):
             raise AssertionError("the stored outlooks were not used")
 
-        monkeypatch.setattr(alert_rules, "forecast_orgs", no_fit)
+        for read in ("forecast_orgs", "limits_now", "spend_daily"):  # all from the store
+            monkeypatch.setattr(alert_rules, read, no_fit)
         from_stored = evaluate_alerts(con, settings, SANDBOX_AT)
     assert from_stored == computed
     # a forecast rule among them: the sandbox's agency runs out within a week
