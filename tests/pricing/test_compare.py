@@ -78,3 +78,38 @@ def test_cli_compare(runner: CliRunner) -> None:
     )  # fmt: skip
     assert "Cheapest alternative per row" in human.stdout
     assert "120 ($1.20)" in human.stdout
+
+
+def test_rows_with_the_same_job_get_the_same_alternatives(rates: RateTable) -> None:
+    """Which models can do a job is decided once per distinct job (model, endpoint,
+    seconds, audio, characters given); each row still gets its own, priced at its count
+    (hand values as in the module docstring: per 10 s job veo3.1_fast 100-150, veo3.1
+    200-400, seedance2 360)."""
+    plan = plan_from_records(
+        [
+            {"model": "gen4.5", "count": 4, "seconds": 10},
+            {"model": "gen4_image_turbo", "count": 3},  # no seconds: a null in the job
+            {"model": "gen4.5", "count": 4, "seconds": 10},
+            {"model": "gen4.5", "count": 2, "seconds": 10},
+        ],
+        rates,
+    )
+    alts = alternatives(plan, rates, ON)
+    got = {
+        (r["row"], r["alt_model"]): (r["credits_min"], r["credits_max"])
+        for r in alts.iter_rows(named=True)
+    }
+    assert got == {
+        (1, "veo3.1_fast"): (400, 600),
+        (2, "gemini_2.5_flash"): (15, 15),  # 3 images x 5
+        (2, "gen4_image"): (15, 24),  # 3 x 5 (720p) to 3 x 8 (1080p): resolution open
+        (1, "veo3.1"): (800, 1600),
+        (1, "seedance2"): (1440, 1440),
+        (3, "veo3.1_fast"): (400, 600),
+        (3, "veo3.1"): (800, 1600),
+        (3, "seedance2"): (1440, 1440),
+        (4, "veo3.1_fast"): (200, 300),
+        (4, "veo3.1"): (400, 800),
+        (4, "seedance2"): (720, 720),
+    }
+    assert alts["row"].to_list() == [1, 1, 1, 2, 2, 3, 3, 3, 4, 4, 4]
