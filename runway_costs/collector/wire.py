@@ -44,13 +44,22 @@ def _shown(value: object) -> str:
 
 
 class _Node:
-    """A JSON value and the path that reached it, with typed accessors that fail by path."""
+    """A JSON value and the path that reached it, with typed accessors that fail by path.
 
-    __slots__ = ("value", "path")
+    The path is spelled only when asked (an error names it): a 90-day answer has
+    thousands of nodes, and formatting each one's path cost more than parsing it.
+    """
 
-    def __init__(self, value: object, path: str) -> None:
+    __slots__ = ("value", "_parent", "_key")
+
+    def __init__(self, value: object, parent: _Node | None = None, key: str | int = "") -> None:
         self.value = value
-        self.path = path
+        self._parent = parent
+        self._key = key
+
+    @property
+    def path(self) -> str:
+        return "" if self._parent is None else self._parent._child(self._key)
 
     def _child(self, key: str | int) -> str:
         if isinstance(key, int):
@@ -74,25 +83,25 @@ class _Node:
     def field(self, key: str) -> _Node:
         """A required field: missing raises, present (even null) is returned for typing."""
         obj = self.object()
-        path = self._child(key)
         if key not in obj:
+            path = self._child(key)
             raise FormatProblem(path, f"is missing '{path}'")
-        return _Node(obj[key], path)
+        return _Node(obj[key], self, key)
 
     def optional_int(self, key: str) -> int | None:
         """An integer field that may be absent or null (the API's "no limit")."""
         obj = self.object()
         if obj.get(key) is None:
             return None
-        return _Node(obj[key], self._child(key)).count()
+        return _Node(obj[key], self, key).count()
 
     def items(self) -> list[tuple[str, _Node]]:
-        return [(k, _Node(v, self._child(k))) for k, v in self.object().items()]
+        return [(k, _Node(v, self, k)) for k, v in self.object().items()]
 
     def list(self) -> list[_Node]:
         if not isinstance(self.value, list):
             raise self._wrong("a JSON array")
-        return [_Node(v, self._child(i)) for i, v in enumerate(self.value)]
+        return [_Node(v, self, i) for i, v in enumerate(self.value)]
 
     def int(self) -> int:
         # bool is an int subclass and 12.0 is a float: neither is an integer credit count.
@@ -127,7 +136,7 @@ def parse_organization(body: object, taken_at: datetime) -> OrgSnapshot:
 
     A model only in usage gets None limits; a model only in the tier has 0 generations.
     """
-    root = _Node(body, "")
+    root = _Node(body)
     balance = root.field("creditBalance").count()
     tier = root.field("tier")
     cap = tier.field("maxMonthlyCreditSpend").count()
@@ -162,7 +171,7 @@ def parse_usage(body: object, start: date, before: date) -> UsageWindow:
     A date outside the requested window or a (date, model) reported twice is a format
     error: the store replaces the whole window with what we return, so it must be exact.
     """
-    root = _Node(body, "")
+    root = _Node(body)
     rows: dict[tuple[date, str], UsageRow] = {}
     for result in root.field("results").list():
         day = _window_day(result, start, before)
