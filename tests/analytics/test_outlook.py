@@ -4,6 +4,7 @@ it describes the latest cycle."""
 
 from __future__ import annotations
 
+import importlib
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -135,3 +136,25 @@ def test_alerts_from_stored_outlooks_are_the_computed_ones(sandbox, tmp_db, monk
     assert from_stored == computed
     # a forecast rule among them: the sandbox's agency runs out within a week
     assert [(a.org, a.rule, a.severity) for a in computed] == [("agency", "runout", "warning")]
+
+
+@pytest.mark.parametrize("orgs", [["agency"], ORGS], ids=["one org", "all orgs"])
+def test_overview_from_stored_outlooks_is_the_overview_computed_on_load(
+    sandbox, tmp_db, monkeypatch, orgs
+):
+    from runway_costs.dashboard.views.common import Scope
+
+    page = importlib.import_module("runway_costs.dashboard.views.overview")
+
+    settings = settings_for(sandbox, tmp_db)
+    assert run_cycle_sync(settings, clock=SANDBOX_CLOCK, after_write=outlook_step(settings)).ok
+    scope = Scope(tuple(orgs), all_orgs=len(orgs) > 1)
+    with connect_reader(tmp_db) as con:
+        assert page._stored(con, settings, orgs, SANDBOX_AT.date()) is not None
+        stored = page.overview(con, settings, scope, SANDBOX_AT)
+        monkeypatch.setattr(page, "_stored", lambda *_a: None)  # fitted on load instead
+        computed = page.overview(con, settings, scope, SANDBOX_AT)
+    for name in ("per_org", "window"):
+        assert getattr(stored, name).equals(getattr(computed, name)), name
+    same = {k: v for k, v in vars(stored).items() if k not in ("per_org", "window")}
+    assert same == {k: v for k, v in vars(computed).items() if k not in ("per_org", "window")}

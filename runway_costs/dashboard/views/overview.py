@@ -1,8 +1,12 @@
 """The Overview page: balance, month-to-date and month-end forecast, run-out and cap-bound
 dates, 30-day purchases against the cap, and the cumulative spend chart's data.
 
-One organization: ``analytics.forecast.forecast_org`` as is. Several: one batched read
-(``analytics.forecast.forecast_many``) and the month-end interval of their summed spend.
+The latest cycle's stored outlooks (``analytics.outlook``) when they describe the scope's
+last collection: one organization, or every organization the cycle computed (their
+stored roll-up holds the month end of their summed spend). Otherwise computed on load:
+one organization with ``analytics.forecast.forecast_org`` as is; several with one
+batched read (``analytics.forecast.forecast_many``) and the month-end interval of their
+summed spend.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import duckdb
 import polars as pl
 
 from runway_costs.analytics import forecast as forecast_mod
+from runway_costs.analytics import outlook as outlook_mod
 from runway_costs.analytics import purchases as purchases_mod
 from runway_costs.analytics import spend as spend_mod
 from runway_costs.analytics.tags import with_tag
@@ -198,17 +203,112 @@ def _window(
     return pl.concat([cum.with_columns(pl.col("cumulative").cast(pl.Float64)), anchor, fut])
 
 
+@dataclass(frozen=True)
+class _Figures:
+    """What the page derives from the forecasts, however they were obtained."""
+
+    month_end: forecast_mod.MonthEnd
+    per_org: pl.DataFrame  # org, mtd_credits, month_end_mid, runout_date, cap_bound_date
+    future: pl.DataFrame  # date, credits
+    actual: pl.DataFrame  # date, credits: the 30-day window, zero-filled
+    head: pl.DataFrame  # purchase_headroom's columns the page reads
+    cap_bound: date | None
+    cap_bound_org: str | None
+
+
+def _stored(
+    con: duckdb.DuckDBPyConnection, settings: Settings, orgs: list[str], day: date
+) -> _Figures | None:
+    """The figures from the latest cycle's stored outlooks, when they describe the scope's
+    last collection (its day, nothing collected since) and hold its organizations: one,
+    or every one the cycle computed (their roll-up); None otherwise."""
+    stored = outlook_mod.stored_outlooks(con, settings, orgs)
+    if stored is None or stored[0].as_of.date() != day:
+        return None
+    if len(orgs) == 1:
+        f = stored[0]
+        me, future = f.month_end, f.daily.select("date", credits="credits_mid")
+        actual = outlook_mod.stored_spend(con, orgs)
+        if actual is None:
+            return None
+        actual = actual.drop("org")
+    else:
+        rollup = outlook_mod.stored_rollup(con, orgs)
+        if rollup is None:
+            return None
+        me, future, actual = rollup.month_end, rollup.future, rollup.actual
+    per_org = pl.DataFrame(
+        {
+            "org": [f.org for f in stored],
+            # as computed: one org's spend summary, several orgs' month-end figure
+            "mtd_credits": [
+                f.spend_mtd_credits if len(orgs) == 1 else f.month_end.month_to_date for f in stored
+            ],
+            "month_end_mid": [f.month_end.mid for f in stored],
+            "runout_date": [f.runout_date for f in stored],
+            "cap_bound_date": [f.cap_bound_date for f in stored],
+        },
+        schema_overrides={"runout_date": pl.Date, "cap_bound_date": pl.Date},
+    )
+    known = [f for f in stored if f.balance_credits is not None]  # purchase_headroom's rows
+    head = pl.DataFrame(
+        {
+            "org": [f.org for f in known],
+            "balance_credits": [f.balance_credits for f in known],
+            "cap_credits": [f.cap_credits for f in known],
+            "purchases_30d_credits": [f.purchases_30d_credits for f in known],
+            "observed_days": [f.purchases_observed_days for f in known],
+            "purchases_observed_since": [f.purchases_observed_since for f in known],
+            "balances_observed_since": [f.balances_observed_since for f in known],
+        },
+        schema={
+            "org": pl.String,
+            "balance_credits": pl.Int64,
+            "cap_credits": pl.Int64,
+            "purchases_30d_credits": pl.Int64,
+            "observed_days": pl.Int64,
+            "purchases_observed_since": pl.Datetime("us"),
+            "balances_observed_since": pl.Datetime("us"),
+        },
+    ).with_columns(
+        headroom_credits=(pl.col("cap_credits") - pl.col("purchases_30d_credits")).clip(
+            lower_bound=0
+        )
+    )
+    bound = per_org.filter(pl.col("cap_bound_date").is_not_null()).sort("cap_bound_date")
+    return _Figures(
+        me,
+        per_org,
+        future,
+        actual,
+        head,
+        bound["cap_bound_date"][0] if bound.height else None,
+        bound["org"][0] if bound.height else None,
+    )
+
+
 def overview(
     con: duckdb.DuckDBPyConnection, settings: Settings, scope: Scope, now: datetime
 ) -> Overview:
-    """One organization: ``analytics.forecast.forecast_org`` as is. Several: one batched
-    read, the month-end interval of their summed spend, and each one's run-out date."""
+    """The latest cycle's stored outlooks when they describe the scope's last collection
+    (``_stored``); else one organization: ``analytics.forecast.forecast_org`` as is, and
+    several: one batched read, the month-end interval of their summed spend, and each
+    one's run-out date."""
     status = collection_status(con, settings, scope, now)
-    as_of, orgs, usd = status.as_of, scope.org_list, settings.credit_usd
+    as_of, orgs = status.as_of, scope.org_list
+    stored = _stored(cursor(con), settings, orgs, as_of)
+    figures = stored if stored is not None else _computed(con, settings, orgs, status)
+    return _overview(scope, status, settings, figures, open_alert_count(cursor(con), scope))
+
+
+def _computed(
+    con: duckdb.DuckDBPyConnection, settings: Settings, orgs: list[str], status: CollectionStatus
+) -> _Figures:
+    """The figures fitted on load (no current stored outlook for the scope)."""
+    as_of, usd = status.as_of, settings.credit_usd
     at = as_of_time(status)
     pool = ThreadPoolExecutor(max_workers=2)  # these queries run while the forecast fits
     head_job = pool.submit(purchases_mod.purchase_headroom, cursor(con), as_of, orgs, usd)
-    alerts_job = pool.submit(open_alert_count, cursor(con), scope)
     bought_job = (  # several orgs: their past purchases feed each cap-bound date
         pool.submit(purchases_mod.purchases_daily, cursor(con), orgs, window_start(as_of), as_of)
         if len(orgs) > 1
@@ -250,8 +350,6 @@ def overview(
         bound = per_org.filter(pl.col("cap_bound_date").is_not_null()).sort("cap_bound_date")
         cap_bound = bound["cap_bound_date"][0] if bound.height else None
         cap_bound_org = bound["org"][0] if bound.height else None
-    per_org = head.select("org", "balance_credits").join(per_org, on="org", how="right")
-    per_org = per_org.select("org", pl.exclude("org"))
     first = window_start(as_of)
     window_days = pl.DataFrame({"date": pl.date_range(first, as_of, "1d", eager=True)})
     if len(orgs) == 1:
@@ -263,6 +361,20 @@ def overview(
         .with_columns(pl.col("credits").fill_null(0))
         .sort("date")
     )
+    return _Figures(me, per_org, future, actual, head, cap_bound, cap_bound_org)
+
+
+def _overview(
+    scope: Scope,
+    status: CollectionStatus,
+    settings: Settings,
+    figures: _Figures,
+    open_alerts: int,
+) -> Overview:
+    as_of, usd = status.as_of, settings.credit_usd
+    me, head = figures.month_end, figures.head
+    per_org = head.select("org", "balance_credits").join(figures.per_org, on="org", how="right")
+    per_org = per_org.select("org", pl.exclude("org"))
     runouts = per_org.filter(pl.col("runout_date").is_not_null()).sort("runout_date")
 
     def total_of(column: str) -> int | None:
@@ -290,11 +402,13 @@ def overview(
         month_end_high=me.high,
         runout_date=runouts["runout_date"][0] if runouts.height else None,
         runout_org=runouts["org"][0] if runouts.height else None,
-        cap_bound_date=cap_bound,
-        cap_bound_org=cap_bound_org,
+        cap_bound_date=figures.cap_bound,
+        cap_bound_org=figures.cap_bound_org,
         per_org=per_org,
-        open_alerts=alerts_job.result(),
-        window=_window(actual, future, as_of, me.low, me.mid, me.high, me.month_to_date),
+        open_alerts=open_alerts,
+        window=_window(
+            figures.actual, figures.future, as_of, me.low, me.mid, me.high, me.month_to_date
+        ),
         credit_usd=usd,
         purchases_observed_days=0 if head.is_empty() else cast(int, head["observed_days"].min()),
         purchases_observed_since=latest("purchases_observed_since"),
