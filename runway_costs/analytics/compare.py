@@ -107,12 +107,13 @@ def alternatives(plan: pl.DataFrame, rates: RateTable, on: date) -> pl.DataFrame
 
 
 def cheapest(priced: pl.DataFrame, alts: pl.DataFrame) -> pl.DataFrame:
-    """Per priced plan row, its cheapest alternative (by maximum, then minimum credits)."""
+    """Per priced plan row, its cheapest alternative (by maximum, then minimum credits,
+    then name) among ``alts`` as ``alternatives`` gives them: priced, one row per model."""
     c = pl.col
-    best = (
-        alts.sort("credits_max", "credits_min", "alt_model")
-        .group_by("row", maintain_order=True)
-        .first()
+    best = (  # the least (credits_max, credits_min, alt_model) of each row, without a sort
+        alts.filter(c("credits_max") == c("credits_max").min().over("row"))
+        .filter(c("credits_min") == c("credits_min").min().over("row"))
+        .filter(c("alt_model") == c("alt_model").min().over("row"))
         .select(
             "row",
             "alt_model",

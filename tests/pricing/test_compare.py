@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from datetime import date
 
+import polars as pl
 from typer.testing import CliRunner
 
 from runway_costs.analytics.compare import alternatives, cheapest
@@ -113,3 +114,35 @@ def test_rows_with_the_same_job_get_the_same_alternatives(rates: RateTable) -> N
         (4, "seedance2"): (720, 720),
     }
     assert alts["row"].to_list() == [1, 1, 1, 2, 2, 3, 3, 3, 4, 4, 4]
+
+
+def test_cheapest_is_the_least_maximum_then_minimum_then_name() -> None:
+    alts = pl.DataFrame(
+        {
+            "line": [2, 2, 2, 3, 3, 3],
+            "row": [1, 1, 1, 2, 2, 2],
+            "model": ["m"] * 6,
+            "alt_model": ["b", "a", "c", "b", "a", "d"],
+            "credits_min": [10, 10, 5, 10, 10, 1],
+            "credits_max": [10, 10, 10, 10, 10, 11],
+            "usd_min": [0.1, 0.1, 0.05, 0.1, 0.1, 0.01],
+            "usd_max": [0.1, 0.1, 0.1, 0.1, 0.1, 0.11],
+        }
+    )
+    priced = pl.DataFrame(
+        {
+            "line": [2, 3, 4],
+            "row": [1, 2, 3],
+            "label": [None, None, None],
+            "model": ["m", "m", "m"],
+            "credits_min": [12, 12, 12],
+            "credits_max": [12, 12, 12],
+            "usd_max": [0.12, 0.12, 0.12],
+        }
+    )
+    best = cheapest(priced, alts)
+    assert best.select("row", "alt_model", "alt_credits_min", "saving_credits").rows() == [
+        (1, "c", 5, 2),  # max 10 three times: the least minimum
+        (2, "a", 10, 2),  # max and min equal: by name
+        (3, None, None, None),  # no alternative
+    ]
