@@ -222,7 +222,8 @@ def _stored(
     """The figures from the latest cycle's stored outlooks, when they describe the scope's
     last collection (its day, nothing collected since) and hold its organizations: one,
     or every one the cycle computed (their roll-up); None otherwise."""
-    stored = outlook_mod.stored_outlooks(con, settings, orgs)
+    # several orgs: their summed forecast is the roll-up's, no daily series each
+    stored = outlook_mod.stored_outlooks(con, settings, orgs, daily=len(orgs) == 1)
     if stored is None or stored[0].as_of.date() != day:
         return None
     if len(orgs) == 1:
