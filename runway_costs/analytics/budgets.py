@@ -24,7 +24,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
-from runway_costs.analytics.forecast import month_end_forecast
+from runway_costs.analytics.forecast import month_end_forecasts
 from runway_costs.core.config import Settings
 from runway_costs.core.money import usd
 
@@ -51,9 +51,9 @@ def budget_status(
 ) -> pl.DataFrame:
     """Month-to-date use and month-end outlook of every configured budget at ``as_of``."""
     rows = []
-    for b in settings.budgets:  # one forecast per organization of each budget line
+    for b in settings.budgets:  # one batched forecast of the orgs of each budget line
         covered = settings.budget_orgs(b)
-        outlooks = [month_end_forecast(con, org, as_of, b.model) for org in covered]
+        outlooks = month_end_forecasts(con, covered, as_of, b.model)
         rows.append(
             (
                 b.org,

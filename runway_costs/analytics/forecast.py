@@ -35,7 +35,7 @@ Public API:
 - ``DailyModel.fit(values, last_day) -> DailyModel``; ``model.predict(start, days) -> ndarray``
 - ``month_end(history, as_of, interval=True) -> MonthEnd`` from a (date, credits) frame
 - ``month_end_forecast(con, org, as_of, model=None) -> MonthEnd`` (``model``: one model's
-  spend, e.g. for a per-model budget)
+  spend, e.g. for a per-model budget); ``month_end_forecasts(con, orgs, ...)`` for many
 - ``forecast_org(con, settings, org, as_of) -> OrgForecast``; ``OrgForecast.to_json()``
 - ``forecast_orgs(con, settings, orgs, as_of) -> list[OrgForecast]``: ``forecast_org`` of
   many organizations from one read of each kind (history, balances, spend summaries,
@@ -84,6 +84,7 @@ __all__ = [
     "forecast_org",
     "month_end",
     "month_end_forecast",
+    "month_end_forecasts",
 ]
 
 HISTORY_DAYS = 56  # eight weeks feed the weekday factors
@@ -520,6 +521,18 @@ def month_end_forecast(
     return month_end(_history(con, org, as_of, model), as_of)
 
 
+def month_end_forecasts(
+    con: duckdb.DuckDBPyConnection, orgs: Sequence[str], as_of: datetime, model: str | None = None
+) -> list[MonthEnd]:
+    """``month_end_forecast`` of each org of ``orgs`` (in that order), from one read of
+    their history and one fit of all their interval origins."""
+    names = list(dict.fromkeys(orgs))
+    history = _histories(con, names, as_of, model)
+    fitted = _fitted_many(history, names, as_of)
+    found = dict(zip(names, _month_ends(fitted, as_of), strict=True))
+    return [found[org] for org in orgs]
+
+
 @dataclass(frozen=True)
 class OrgForecast:
     """Everything ``runway-costs forecast`` reports for one organization."""
@@ -811,18 +824,26 @@ class ManyForecast:
     month_end: MonthEnd  # of their summed spend, with its interval
 
 
-def _histories(con: duckdb.DuckDBPyConnection, orgs: list[str], at: datetime) -> pl.DataFrame:
-    """Net spend per org and day over the window ``_history`` reads, for all orgs in one
-    query (``_history`` takes one query per organization)."""
+def _histories(
+    con: duckdb.DuckDBPyConnection, orgs: list[str], at: datetime, model: str | None = None
+) -> pl.DataFrame:
+    """Net spend per org and day (of one model, if given) over the window ``_history``
+    reads, for all orgs in one query (``_history`` takes one query per organization)."""
     today = at.date()
     return query(
         con,
         """
         SELECT org, date, CAST(SUM(credits) AS BIGINT) AS credits FROM daily_usage
         WHERE org IN (SELECT unnest($orgs::VARCHAR[])) AND date <= $today AND date > $since
+          AND ($model IS NULL OR model = $model)
         GROUP BY org, date ORDER BY org, date
         """,
-        {"orgs": orgs, "today": today, "since": today - timedelta(days=FIT_WINDOW_DAYS)},
+        {
+            "orgs": orgs,
+            "today": today,
+            "since": today - timedelta(days=FIT_WINDOW_DAYS),
+            "model": model,
+        },
     )
 
 

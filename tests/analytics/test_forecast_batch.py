@@ -8,7 +8,13 @@ from datetime import datetime
 import pytest
 
 from runway_costs.analytics.db import connect_reader
-from runway_costs.analytics.forecast import forecast_all, forecast_org, forecast_orgs
+from runway_costs.analytics.forecast import (
+    forecast_all,
+    forecast_org,
+    forecast_orgs,
+    month_end_forecast,
+    month_end_forecasts,
+)
 from runway_costs.collector.cycle import run_cycle_sync
 from runway_costs.core.config import Settings
 from tests.collector.support import settings_for
@@ -45,3 +51,15 @@ def test_batched_forecasts_equal_forecast_org_for_every_org(sandbox, tmp_db, as_
     assert batched[3].balance_credits is None and batched[3].month_end.mid == 0
     by_org = {f.org: f.to_json() for f in one_by_one}
     assert [f.to_json() for f in every] == [by_org[o] for o in ("agency", "indie", "studio")]
+
+
+@pytest.mark.parametrize("model", [None, "gen4_turbo"])
+def test_month_end_forecasts_equal_month_end_forecast_for_every_org(sandbox, tmp_db, model):
+    assert run_cycle_sync(settings_for(sandbox, tmp_db), clock=SANDBOX_CLOCK).ok
+    orgs = ["studio", "agency", "indie", "nobody", "agency"]
+    with connect_reader(tmp_db) as con:
+        batched = month_end_forecasts(con, orgs, SANDBOX_AT, model)
+        one_by_one = [month_end_forecast(con, org, SANDBOX_AT, model) for org in orgs]
+        assert month_end_forecasts(con, [], SANDBOX_AT) == []
+    assert batched == one_by_one
+    assert batched[3].mid == 0 and batched[0].mid > 0  # nobody spends nothing
