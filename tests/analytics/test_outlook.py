@@ -5,6 +5,7 @@ it describes the latest cycle."""
 from __future__ import annotations
 
 import importlib
+import json
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -25,10 +26,11 @@ from runway_costs.analytics.purchases import purchase_headroom, purchases_daily
 from runway_costs.analytics.spend import spend_daily
 from runway_costs.collector.cycle import run_cycle_sync
 from runway_costs.core.clock import fixed_clock
+from runway_costs.core.config import Settings
 from runway_costs.core.windows import window_start
 from runway_costs.sandbox.server import SandboxServer
-from tests.collector.support import settings_for
-from tests.conftest import SANDBOX_AT, SANDBOX_CLOCK, SANDBOX_SEED
+from tests.collector.support import cli, settings_for, write_config
+from tests.conftest import SANDBOX_AT, SANDBOX_CLOCK, SANDBOX_NOW, SANDBOX_SEED
 from tests.timecases import Instant, each_instant
 
 pytestmark = pytest.mark.integration
@@ -158,3 +160,24 @@ def test_overview_from_stored_outlooks_is_the_overview_computed_on_load(
         assert getattr(stored, name).equals(getattr(computed, name)), name
     same = {k: v for k, v in vars(stored).items() if k not in ("per_org", "window")}
     assert same == {k: v for k, v in vars(computed).items() if k not in ("per_org", "window")}
+
+
+def test_collect_stores_outlooks_and_the_commands_read_them(sandbox, tmp_path):
+    """`collect` (the installed command) stores the outlooks; `forecast --json` and
+    `alerts check --dry-run --json` then print from them what they compute at the same
+    instant with --as-of."""
+    db, cfg = tmp_path / "runway.duckdb", tmp_path / "orgs.toml"
+    env = write_config(cfg, sandbox)
+    done = cli("collect", "--config", str(cfg), "--db", str(db), env=env)
+    assert done.returncode == 0, done.stderr
+    with connect_reader(db) as con:
+        assert stored_outlooks(con, Settings(db_path=db), ORGS) is not None
+    common = ["--config", str(cfg), "--db", str(db)]
+    for command in (["forecast", "--json"], ["alerts", "check", "--dry-run", "--json"]):
+        stored = cli(*command, *common, env=env)
+        computed = cli(*command, "--as-of", SANDBOX_NOW, *common, env=env)
+        assert stored.returncode == computed.returncode == 0, stored.stderr + computed.stderr
+        assert json.loads(stored.stdout) == json.loads(computed.stdout)
+    forecasts = json.loads(cli("forecast", "--json", *common, env=env).stdout)
+    assert [f["org"] for f in forecasts] == ORGS
+    assert {f["as_of"] for f in forecasts} == {"2026-11-24T12:00:00Z"}
