@@ -28,6 +28,7 @@ from typing import cast
 import duckdb
 import polars as pl
 
+from runway_costs.analytics.limits import latest_models_query
 from runway_costs.analytics.purchases import PurchasesWindow, purchase_headroom
 from runway_costs.analytics.rates import RateTable
 from runway_costs.analytics.tiertable import TierTable
@@ -103,15 +104,15 @@ def feasibility_for_org(
             f"(known: {', '.join(known) or 'none'}); run `runway-costs collect` first"
         )
     taken_at, balance, cap = found[0]
+    latest, params = latest_models_query(con, org, as_of)  # model_latest when it answers
     limits_arrow = con.sql(
-        """SELECT model, daily_generations AS used_today,
+        f"""SELECT model, daily_generations AS used_today,
                   max_daily_generations AS daily_limit_min,
                   max_daily_generations AS daily_limit_max,
                   max_concurrent_generations AS concurrency_min,
                   max_concurrent_generations AS concurrency_max
-           FROM model_snapshots WHERE org = ? AND taken_at <= ?
-           QUALIFY row_number() OVER (PARTITION BY model ORDER BY taken_at DESC) = 1""",
-        params=[org, as_of],
+           FROM ({latest})""",
+        params=params,
     ).to_arrow_table()
     limits = cast(pl.DataFrame, pl.from_arrow(limits_arrow))  # a Table gives a DataFrame
     head = purchase_headroom(con, as_of.date(), [org], credit_usd=rates.credit_usd)

@@ -21,6 +21,9 @@ Public API:
   ``hours_high_7d`` / ``hours_high_30d`` (hours at ``high_ratio`` of the limit or more),
   ``limit_hits_7d`` / ``limit_hits_30d`` (times the count reached the limit: transitions
   from below to at-or-above), ``observed_at`` (time of the row in force).
+- ``latest_models_query(con, org, as_of) -> (sql, params)``: one org's latest
+  model_snapshots row per model at or before ``as_of``, from the collector's
+  ``model_latest`` when it is the answer (no read of the org's snapshot history)
 - ``limits_now(con, as_of, orgs=None) -> pl.DataFrame``: ``limit_use``'s "now" columns
   only (org, model, daily_generations, max_daily_generations, usage_ratio,
   max_concurrent_generations, observed_at), without the windows' statistics: what the
@@ -35,7 +38,7 @@ from datetime import date, datetime, timedelta
 import duckdb
 import polars as pl
 
-from runway_costs.analytics.orgs import orgs_with_data
+from runway_costs.analytics.orgs import orgs_with_data, write_state_kept
 from runway_costs.analytics.spend import query
 from runway_costs.analytics.tiers import LIMIT_COLUMNS
 from runway_costs.collector.store import MODEL_DAILY_SQL
@@ -47,6 +50,7 @@ __all__ = [
     "limits_at",
     "limits_by_day",
     "limits_now",
+    "latest_models_query",
 ]
 
 # A day's busiest rolling-24h count as a share of the daily limit (None without a limit > 0).
@@ -319,4 +323,26 @@ def daily_limit_summary(daily: pl.DataFrame, as_of: date) -> pl.DataFrame:
             )
         )
         .sort("org", "model")
+    )
+
+
+def latest_models_query(
+    con: duckdb.DuckDBPyConnection, org: str, as_of: datetime
+) -> tuple[str, dict[str, object]]:
+    """A query (with its parameters) of ``org``'s latest model_snapshots row per model at
+    or before ``as_of``: the model_snapshots columns. The collector keeps each (org, model)'s
+    latest row in ``model_latest`` (``write_state_kept``); when none of the org's is after
+    ``as_of`` (the dashboard asks at the last collection) they are the answer, one row per
+    model instead of a window over the org's every snapshot (130M rows at 1,000 orgs x 90
+    days hold its 130k). Otherwise the window over ``model_snapshots``."""
+    if write_state_kept(con):
+        newest = con.execute(
+            "SELECT max(taken_at) FROM model_latest WHERE org = ?", [org]
+        ).fetchall()[0][0]
+        if newest is None or newest <= as_of:
+            return "SELECT * EXCLUDE (day_peak) FROM model_latest WHERE org = $org", {"org": org}
+    return (
+        """SELECT * FROM model_snapshots WHERE org = $org AND taken_at <= $as_of
+           QUALIFY row_number() OVER (PARTITION BY model ORDER BY taken_at DESC) = 1""",
+        {"org": org, "as_of": as_of},
     )

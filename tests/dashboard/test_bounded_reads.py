@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from runway_costs.analytics import limits as limits_mod
 from runway_costs.analytics import orgs as orgs_mod
 from runway_costs.analytics import tiers as tiers_mod
 from runway_costs.collector.store import ensure_schema
@@ -77,3 +78,27 @@ def test_one_org_alert_history_is_its_own_latest(seeded_db: Path) -> None:
         beta = views.alerts(con, settings, views.Scope(("beta",)))
     assert alpha.history["org"].to_list() == ["alpha"]
     assert beta.history.height == 500  # the page's newest 500
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_latest_model_rows_from_the_kept_state_or_the_snapshots(seeded_db: Path, kept: bool):
+    if kept:
+        _keep_write_state(seeded_db)
+    with views.reader(seeded_db) as con:
+
+        def latest(at: datetime) -> tuple[str, list[tuple]]:
+            sql, params = limits_mod.latest_models_query(con, "alpha", at)
+            rows = con.execute(
+                f"SELECT model, daily_generations, taken_at FROM ({sql}) ORDER BY model", params
+            ).fetchall()
+            return sql, rows
+
+        after, rows_after = latest(datetime(2025, 3, 20, 12))
+        before, rows_before = latest(datetime(2025, 3, 19, 12))  # before alpha's 03-20 rows
+    assert rows_after == [
+        ("gen4.5", 25, datetime(2025, 3, 20, 9)),
+        ("veo3.1", 45, datetime(2025, 3, 20, 9)),
+    ]
+    assert rows_before == [("gen4.5", 10, datetime(2025, 3, 19, 8))]
+    assert ("model_latest" in after) is kept  # one row per model, no window over history
+    assert "model_snapshots" in before
