@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import duckdb
+import pytest
 
+from runway_costs.collector import store
 from runway_costs.collector.models import ModelState, OrgSnapshot, UsageRow, UsageWindow
 from runway_costs.collector.store import RunRecord, write_org_result, write_session
 
@@ -143,3 +145,22 @@ def test_an_instant_written_again_replaces_its_rows_without_a_key(tmp_path):
         db, "SELECT date, seen_at, old_credits, new_credits FROM usage_revisions ORDER BY ALL"
     ) == [(date(2026, 11, 22), T1, 45, 47)]
     assert rows(db, "SELECT date, credits FROM daily_usage") == [(date(2026, 11, 22), 47)]
+
+
+def test_a_move_that_fails_midway_leaves_the_old_layout_whole(tmp_path, monkeypatch):
+    """Renames, new tables and copies are one transaction: a failure after the renames
+    (here: the new tables cannot be created) leaves the keyed tables and their rows."""
+    db = tmp_path / "runway.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute(V1_DDL)
+    monkeypatch.setattr(store, "schema_sql", lambda: "CREATE TABLE broken (")
+    with duckdb.connect(str(db)) as con, pytest.raises(duckdb.ParserException):
+        store.drop_history_keys(con)
+    assert keys(db) == ["collection_runs", "model_snapshots", "org_snapshots", "usage_revisions"]
+    assert rows(db, "SELECT org, credit_balance FROM org_snapshots") == [("prod", 900)]
+    assert rows(db, "SELECT count(*) FROM model_snapshots") == [(1,)]
+    monkeypatch.undo()
+    with write_session(db):  # the next open moves it
+        pass
+    assert "model_snapshots" not in keys(db)
+    assert rows(db, "SELECT org, credit_balance FROM org_snapshots") == [("prod", 900)]
