@@ -17,7 +17,9 @@ from datetime import date, datetime, timedelta
 
 import duckdb
 import pytest
+from pydantic import SecretStr
 
+from runway_costs.collector import cycle
 from runway_costs.collector.models import (
     KeyUsageRow,
     ModelState,
@@ -27,6 +29,8 @@ from runway_costs.collector.models import (
 )
 from runway_costs.collector.store import RunRecord, ensure_schema
 from runway_costs.collector.writes import OrgWrite, write_org_results
+from runway_costs.core.clock import fixed_clock
+from runway_costs.core.config import OrgConfig, Settings
 from tests.collector import reference_writer
 
 TABLES = (
@@ -158,14 +162,14 @@ def test_batches_store_what_org_by_org_writes_store(seed):
     one_by_one, batched = fresh(), fresh()
     last: dict[str, datetime] = {}
     at = T0
-    for cycle in range(6):
-        if cycle and rng.random() < 0.7:  # else the previous cycle's instant again
-            at = T0 + timedelta(minutes=15 * cycle)
+    for n in range(6):
+        if n and rng.random() < 0.7:  # else the previous cycle's instant again
+            at = T0 + timedelta(minutes=15 * n)
         items = [random_item(rng, org, at, last) for org in rng.sample(orgs, len(orgs))]
         expected = [reference_write(one_by_one, item) for item in items]
         got = [n for batch in batches(rng, items) for n in write_org_results(batched, batch)]
-        assert got == expected, f"cycle {cycle}"
-        assert tables(batched) == tables(one_by_one), f"cycle {cycle}"
+        assert got == expected, f"cycle {n}"
+        assert tables(batched) == tables(one_by_one), f"cycle {n}"
 
 
 # --- hand-written cases ------------------------------------------------------------------
@@ -282,3 +286,42 @@ def test_a_refused_row_rolls_the_whole_batch_back():
         )
     assert all(rows == [] for rows in tables(con).values())
     assert write_org_results(con, []) == []
+
+
+# --- the cycle's batches -------------------------------------------------------------------
+
+
+def fetched(name: str, gens: int, error: str | None = None) -> cycle._Fetched:
+    org = OrgConfig(name=name, api_key=SecretStr("k-" + name), base_url="http://127.0.0.1:9")
+    plan = cycle.OrgPlan(org=org, snapshot=True, windows=[], backfill=False)
+    f = cycle._Fetched(plan=plan, started_at=T0, finished_at=T0, error=error)
+    if error is None:
+        f.snapshot = snap(T0, 100, gens)
+    return f
+
+
+def test_cycle_writes_a_batch_whole_and_a_refused_org_fails_alone(tmp_path):
+    settings = Settings(db_path=tmp_path / "runway.duckdb", orgs=())
+    clock = fixed_clock(T1)
+    # 2**40 generations do not fit the INTEGER column: the database refuses org "bad"
+    batch = [fetched("a", 3), fetched("bad", 2**40), fetched("c", 1, error="c: timed out")]
+    results = cycle._write(settings, "snapshot", batch, clock)
+    assert [(r.org, r.status, r.rows_changed) for r in results] == [
+        ("a", "ok", 2),
+        ("bad", "failed", 0),
+        ("c", "failed", 0),
+    ]
+    assert results[1].error is not None
+    assert results[1].error.startswith("organization 'bad': cannot store the data: ")
+    with duckdb.connect(str(settings.db_path), read_only=True) as con:
+        t = tables(con)
+    assert t["org_snapshots"] == [("a", T0, 100, 10000)]
+    assert t["model_snapshots"] == [("a", T0, "gen4.5", 2, 200, 3)]
+    assert [(r[1], r[5], r[6]) for r in t["collection_runs"]] == [
+        ("a", "ok", None),
+        ("bad", "failed", results[1].error),
+        ("c", "failed", "c: timed out"),
+    ]
+    # and a batch that goes through is one transaction: all three run rows, data of two
+    good = [fetched("a", 4), fetched("c", 1, error="c: timed out"), fetched("d", 5)]
+    assert [r.rows_changed for r in cycle._write(settings, "snapshot", good, clock)] == [1, 0, 2]
