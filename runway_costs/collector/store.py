@@ -25,6 +25,13 @@ Public API:
     last_usage_dates(con) -> dict[str, date]
     publish_snapshot(db_path) -> Path
     adopt_database(db_path) -> list[str]                     (the other tables kept)
+    drop_history_keys(con) -> list[str]      (an older file moved to the keyless layout;
+                                              ensure_schema does it once)
+
+The history tables (``org_snapshots``, ``model_snapshots``, ``usage_revisions``,
+``collection_runs``) have no primary key (schema.sql says why): a row is written only when
+it differs from the org's latest, and a row written again at an instant already stored
+first deletes the one it replaces, in the same transaction.
 
 Files: the database, DuckDB's WAL, the snapshot and the lock files are created owner-only
 (0600), and directories this module creates 0700 (``locks.owner_only``).
