@@ -730,23 +730,6 @@ def _org_forecast(
     )
 
 
-def _states(con: duckdb.DuckDBPyConnection, orgs: list[str], at: datetime) -> pl.DataFrame:
-    """``org_state``'s balance and cap in force at ``at`` for every org of ``orgs``, as one
-    grouped read (the latest row per org: taken_at is unique per org), no window."""
-    return query(
-        con,
-        """
-        SELECT org, max(taken_at) AS taken_at,
-               arg_max(credit_balance, taken_at) AS balance_credits,
-               arg_max(max_monthly_credit_spend, taken_at) AS cap_credits
-        FROM org_snapshots
-        WHERE taken_at <= $at AND org IN (SELECT unnest($orgs::VARCHAR[]))
-        GROUP BY org ORDER BY org
-        """,
-        {"at": at, "orgs": orgs},
-    )
-
-
 def forecast_orgs(
     con: duckdb.DuckDBPyConnection, settings: Settings, orgs: Sequence[str], as_of: datetime
 ) -> list[OrgForecast]:
@@ -768,7 +751,7 @@ def forecast_orgs_with_history(
         return [], pl.DataFrame(schema={"org": pl.String, "date": pl.Date, "credits": pl.Int64})
     today = as_of.date()
     history = _histories(con, names, as_of)
-    states = {r["org"]: r for r in _states(con, names, as_of).iter_rows(named=True)}
+    states = {r["org"]: r for r in org_state(con, as_of, names).iter_rows(named=True)}
     summaries = {
         r["org"]: r
         for r in spend_summary(con, today, names, settings.credit_usd).iter_rows(named=True)

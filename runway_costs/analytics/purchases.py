@@ -66,16 +66,17 @@ __all__ = [
 def org_state(
     con: duckdb.DuckDBPyConnection, at: datetime, orgs: Sequence[str] | None = None
 ) -> pl.DataFrame:
-    """Balance and cap in force at ``at`` (naive UTC) per org; orgs never seen are absent."""
+    """Balance and cap in force at ``at`` (naive UTC) per org; orgs never seen are absent.
+    One grouped read (the latest row per org: taken_at is unique per org), no window."""
     return query(
         con,
         """
-        SELECT org, taken_at, credit_balance AS balance_credits,
-               max_monthly_credit_spend AS cap_credits
+        SELECT org, max(taken_at) AS taken_at,
+               arg_max(credit_balance, taken_at) AS balance_credits,
+               arg_max(max_monthly_credit_spend, taken_at) AS cap_credits
         FROM org_snapshots
-        WHERE taken_at <= $at AND list_contains($orgs, org)
-        QUALIFY row_number() OVER (PARTITION BY org ORDER BY taken_at DESC) = 1
-        ORDER BY org
+        WHERE taken_at <= $at AND org IN (SELECT unnest($orgs::VARCHAR[]))
+        GROUP BY org ORDER BY org
         """,
         {"at": at, "orgs": list(orgs) if orgs is not None else orgs_with_data(con)},
     )
