@@ -20,6 +20,8 @@ Method (small, dependency-free beyond numpy, and backtested in ``analytics.backt
    Unwidened, the past origins' spread was too narrow: they overlap and share one
    regime, so the next month strays further (on the shaped histories of
    ``analytics.backtest`` the actual month end fell inside about 70% of the time).
+   The past origins of every series forecast together are fitted at once (arrays of
+   windows grouped by length, ``_fit_many``), with the same numbers as one fit each.
    ``INTERVAL_WIDEN`` is calibrated on the training set of shaped histories
    (``backtest.calibrate_widen``) and checked on a held-back set. The widening moves only
    the bounds: the mid forecast is unchanged.
@@ -40,6 +42,7 @@ Public API:
 - ``forecast_orgs(con, settings, orgs, as_of) -> list[OrgForecast]``: ``forecast_org`` of
   many organizations from one read of each kind (history, balances, spend summaries,
   purchases) for all of them
+- ``forecast_orgs_with_history(...)``: the same, and the history it fitted them on
 - ``forecast_all(con, settings, as_of, orgs=None) -> list[OrgForecast]`` (``forecast_orgs``)
 - ``forecast_many(con, orgs, as_of, balances, caps, past_buys) -> ManyForecast``: what
   ``forecast_org`` says of each organization's month end, run-out and cap-bound dates,

@@ -23,8 +23,9 @@ Public API:
 
 - ``org_state(con, at, orgs=None) -> pl.DataFrame``
   org, taken_at, balance_credits, cap_credits: the latest snapshot at or before ``at``.
-- ``purchases_daily(con, orgs, start, end) -> pl.DataFrame``
-  org, date, balance_end, spend, purchases (NULL where a balance is unknown).
+- ``purchases_daily(con, orgs, start, end, spend=None) -> pl.DataFrame``
+  org, date, balance_end, spend, purchases (NULL where a balance is unknown); every read
+  bounded by the window's dates (``spend``: the daily net spend, when already read).
 - ``purchase_headroom(con, as_of, orgs=None, credit_usd=CREDIT_USD) -> pl.DataFrame``
   org, balance_credits, cap_credits, purchases_30d_credits, headroom_credits,
   cap_used_ratio, observed_days, purchases_observed_since, balances_observed_since and
