@@ -16,8 +16,11 @@ the CPU seconds of the collector process and of the sandbox process during the c
 both cycles, the size of the database file and of its published snapshot. Then the ratio
 of seconds per org at each size against the smallest (goals for the steady state: within
 1.3x at 2,000, and 10,000 orgs in under 60 s). Not a test: it prints figures and asserts
-nothing. The load average is printed with each size: figures taken on a busy machine are
-slower, compare ratios within one run.
+nothing. ``--outlooks``: run each cycle with the stored-outlooks step that ``collect`` and
+``schedule`` run inside the write session (``analytics.outlook.outlook_step``), and print
+its time apart (``after_write``). The load average is printed with each size: figures
+taken on a busy machine are slower, compare ratios within one run. The databases are
+written under the system's temp folder and removed after each size.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -62,11 +66,13 @@ class Timings:
     writer_busy: float = 0.0
     transactions: float = 0.0
     publish: float = 0.0
+    after_write: float = 0.0
     sessions: int = 0
 
     def reset(self) -> None:
         self.t0 = time.perf_counter()
         self.last_fetch_done = self.writer_busy = self.transactions = self.publish = 0.0
+        self.after_write = 0.0
         self.sessions = 0
 
 
@@ -124,7 +130,22 @@ def _size_mb(path: Path) -> str:
     return f"{path.stat().st_size / 1e6:.1f} MB" if path.exists() else "-"
 
 
-def run_size(n: int, concurrency: int) -> dict[str, float]:
+def _timed_step(settings: Settings) -> cycle.AfterWrite:
+    from runway_costs.analytics.outlook import outlook_step
+
+    step = outlook_step(settings)
+
+    def timed(con: Any, at: datetime) -> None:
+        started = time.perf_counter()
+        try:
+            step(con, at)
+        finally:
+            TIMINGS.after_write += time.perf_counter() - started
+
+    return timed
+
+
+def run_size(n: int, concurrency: int, outlooks: bool = False) -> dict[str, float]:
     parent, child = mp.Pipe()
     stop = mp.Event()
     server = mp.Process(target=_serve, args=(n, child, stop), daemon=True)
@@ -133,8 +154,8 @@ def run_size(n: int, concurrency: int) -> dict[str, float]:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"N={n:<6} sandbox ready; load average {load}", flush=True)
     per_org: dict[str, float] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="runway-scale-"))
     try:
-        tmp = Path(tempfile.mkdtemp(prefix="runway-scale-"))
         settings = Settings(
             db_path=tmp / "bench.duckdb",
             orgs=tuple(
@@ -148,7 +169,8 @@ def run_size(n: int, concurrency: int) -> dict[str, float]:
         for label in ("backfill", "steady"):
             own, sandbox = _cpu_seconds(os.getpid()), _cpu_seconds(server.pid or 0)
             TIMINGS.reset()
-            result = cycle.run_cycle_sync(settings, clock=CLOCK)
+            step = _timed_step(settings) if outlooks else None
+            result = cycle.run_cycle_sync(settings, clock=CLOCK, after_write=step)
             wall = time.perf_counter() - TIMINGS.t0
             own = _cpu_seconds(os.getpid()) - own
             sandbox = _cpu_seconds(server.pid or 0) - sandbox
@@ -162,7 +184,9 @@ def run_size(n: int, concurrency: int) -> dict[str, float]:
                 f"writer_busy={TIMINGS.writer_busy:.2f}s  "
                 f"(transactions {TIMINGS.transactions:.2f}s = "
                 f"{TIMINGS.transactions / n * 1000:.2f}ms/org, {TIMINGS.sessions} sessions)  "
-                f"publish={TIMINGS.publish:.2f}s  cpu: collector {own:.1f}s "
+                f"publish={TIMINGS.publish:.2f}s  "
+                + (f"after_write={TIMINGS.after_write:.2f}s  " if outlooks else "")
+                + f"cpu: collector {own:.1f}s "
                 f"sandbox {sandbox:.1f}s",
                 flush=True,
             )
@@ -174,6 +198,7 @@ def run_size(n: int, concurrency: int) -> dict[str, float]:
     finally:
         stop.set()
         server.join(timeout=15)
+        shutil.rmtree(tmp, ignore_errors=True)
     return per_org
 
 
@@ -181,10 +206,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="200,2000,10000")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--outlooks", action="store_true", help="with the stored-outlooks step")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     _instrument()
-    figures = {n: run_size(n, args.concurrency) for n in sizes}
+    figures = {n: run_size(n, args.concurrency, args.outlooks) for n in sizes}
     base = sizes[0]
     for n in sizes[1:]:
         for label in ("backfill", "steady"):

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
+
+from runway_costs.collector import cycle
 from runway_costs.collector.cycle import _Fetched, _WriteOrder
+from tests.collector.support import settings_for
+from tests.conftest import SANDBOX_CLOCK
 
 AT = datetime(2026, 11, 24, 12, 0)
 
@@ -34,3 +39,24 @@ def test_an_org_waits_one_second_at_most_for_one_ahead():
     order.take([2])
     assert order.ready(6.5) == [1]
     assert order.ready(6.0, everything=True) == [1]  # a stop writes whatever finished
+
+
+@pytest.mark.integration
+def test_the_fetch_waits_for_the_writer_when_far_ahead(sandbox, tmp_db, monkeypatch):
+    monkeypatch.setattr(cycle, "MAX_UNWRITTEN_ORGS", 1)
+    sessions: list[list[str]] = []
+    write = cycle._write
+
+    def counted(settings, kind, fetched, clock, **kwargs):
+        sessions.append([f.plan.org.name for f in fetched])
+        return write(settings, kind, fetched, clock, **kwargs)
+
+    monkeypatch.setattr(cycle, "_write", counted)
+    result = cycle.run_cycle_sync(settings_for(sandbox, tmp_db, concurrency=1), clock=SANDBOX_CLOCK)
+    assert [(r.org, r.status) for r in result.orgs] == [
+        ("studio", "ok"),
+        ("agency", "ok"),
+        ("indie", "ok"),
+    ]
+    # one org waits for the writer at most: each session writes the one just fetched
+    assert sessions == [["studio"], ["agency"], ["indie"]]
