@@ -9,8 +9,9 @@ cycle right after it (the same instant: nothing changed, every statement should 
 
 Per cycle it prints the wall time and seconds per org, HTTP calls per org, the fetch span
 (from the start until the last organization's fetch finished), the writer's busy time
-(every ``_write`` batch: opening the file, the per-org transactions, checkpoint, publish)
-and, within it, the per-org transactions alone, the write sessions and the publish time;
+(every ``_write`` session: opening the file, the write transactions, checkpoint, publish)
+and, within it, the write transactions alone (batches of orgs, ``collector.writes``, and
+any org written alone), the write sessions and the publish time;
 the CPU seconds of the collector process and of the sandbox process during the cycle (on
 2 cores, their sum against the wall time says whether the cycle is CPU-bound); after
 both cycles, the size of the database file and of its published snapshot. Then the ratio
@@ -80,7 +81,7 @@ TIMINGS = Timings()
 
 
 def _instrument() -> None:
-    fetch_org, write, write_org_result = cycle._fetch_org, cycle._write, cycle.write_org_result
+    fetch_org, write = cycle._fetch_org, cycle._write
 
     async def timed_fetch(*args: Any, **kwargs: Any) -> Any:
         out = await fetch_org(*args, **kwargs)
@@ -95,12 +96,15 @@ def _instrument() -> None:
         finally:
             TIMINGS.writer_busy += time.perf_counter() - started
 
-    def timed_write_org(*args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return write_org_result(*args, **kwargs)
-        finally:
-            TIMINGS.transactions += time.perf_counter() - started
+    def timed(func: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                TIMINGS.transactions += time.perf_counter() - started
+
+        return run
 
     publish = store.publish_snapshot
 
@@ -114,7 +118,9 @@ def _instrument() -> None:
     store.publish_snapshot = timed_publish  # type: ignore[assignment]
     cycle._fetch_org = timed_fetch  # type: ignore[assignment]
     cycle._write = timed_write  # type: ignore[assignment]
-    cycle.write_org_result = timed_write_org  # type: ignore[assignment]
+    cycle.write_org_result = timed(cycle.write_org_result)  # type: ignore[assignment]
+    cycle.write_org_results = timed(cycle.write_org_results)  # type: ignore[assignment]
+    cycle.write_failed_run = timed(cycle.write_failed_run)  # type: ignore[assignment]
 
 
 def _cpu_seconds(pid: int) -> float:
