@@ -33,27 +33,82 @@ Public API:
     OrgWrite(run, snapshot=None, windows=(), written_at=None, ok=True)
     OrgWrite.failed(run) -> OrgWrite                 (a failed run: its run row only)
     write_org_results(con, items) -> list[int]       (rows changed per item, in order)
+    RunRecord, MODEL_DAILY_SQL, MODEL_LATEST_SQL, rollback_quietly, unregister_quietly
+        (the write path's own; ``store`` imports them, and they are still importable
+        from there)
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, cast
 
 import duckdb
 import polars as pl
 
 from runway_costs.collector.models import OrgSnapshot, UsageWindow
-from runway_costs.collector.store import (
-    MODEL_DAILY_SQL,
-    MODEL_LATEST_SQL,
-    RunRecord,
-    rollback_quietly,
-    unregister_quietly,
-)
+
+# model_snapshots reduced per (org, UTC day, model): what model_daily holds. ``{where}``
+# picks the snapshot rows; a reduced day must be given all of its rows.
+MODEL_DAILY_SQL = """
+    SELECT org, CAST(taken_at AS DATE) AS date, model,
+           arg_max(daily_generations, taken_at) AS gens_end,
+           max(daily_generations) AS gens_peak,
+           arg_max_null(max_daily_generations, taken_at) AS max_daily_generations,
+           arg_max_null(max_concurrent_generations, taken_at) AS max_concurrent_generations,
+           max(taken_at) AS last_taken_at
+    FROM model_snapshots
+    WHERE {where}
+    GROUP BY org, date, model
+"""
+
+# The latest model_snapshots row per (org, model) and the highest generations of that row's
+# day: what model_latest holds. ``{where}`` picks the snapshot rows (whole days).
+MODEL_LATEST_SQL = """
+    SELECT org, model, taken_at, max_concurrent_generations, max_daily_generations,
+           daily_generations, day_peak
+    FROM (
+        SELECT *, max(daily_generations)
+                      OVER (PARTITION BY org, model, CAST(taken_at AS DATE)) AS day_peak
+        FROM model_snapshots WHERE {where}
+    )
+    QUALIFY row_number() OVER (PARTITION BY org, model ORDER BY taken_at DESC) = 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """The facts of one org's run that end up in its ``collection_runs`` row."""
+
+    org: str
+    kind: str
+    started_at: datetime
+    finished_at: datetime
+    http_calls: int
+    retries: int
+    usage_start: date | None = None
+    usage_before: date | None = None
+    error: str | None = None
+
+
+def rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back after a failure without hiding it: when the failure already ended the
+    transaction (a commit that hit a full disk, say), ROLLBACK itself fails ("no
+    transaction is active"), and that must not replace the error that says what happened."""
+    with suppress(duckdb.Error):
+        con.rollback()
+
+
+def unregister_quietly(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """Drop registered frames; an aborted transaction refuses even that, and the error
+    that aborted it is the one to report."""
+    for name in names:
+        with suppress(duckdb.Error):
+            con.unregister(name)
 
 
 @dataclass(frozen=True, slots=True)
