@@ -102,3 +102,21 @@ def test_latest_model_rows_from_the_kept_state_or_the_snapshots(seeded_db: Path,
     assert rows_before == [("gen4.5", 10, datetime(2025, 3, 19, 8))]
     assert ("model_latest" in after) is kept  # one row per model, no window over history
     assert "model_snapshots" in before
+
+
+@pytest.mark.parametrize(
+    ("now", "stale"),
+    [
+        (datetime(2025, 3, 20, 12), False),  # the success is in the recent runs read first
+        (datetime(2025, 4, 20, 12), True),  # none in the last 2 days: every run is read
+    ],
+)
+def test_collection_status_from_recent_runs_or_all(seeded_db: Path, now, stale) -> None:
+    settings = Settings(db_path=seeded_db)
+    with views.reader(seeded_db) as con:
+        every = views.collection_status(con, settings, views.Scope(("alpha", "beta"), True), now)
+        beta = views.collection_status(con, settings, views.Scope(("beta",)), now)
+    # ok runs finished 03-20 10:00; beta's snapshot run failed at 11:00, after it
+    for status in (every, beta):
+        assert (status.last_success, status.failed_since) == (datetime(2025, 3, 20, 10), 1)
+        assert (status.as_of.isoformat(), status.stale) == ("2025-03-20", stale)

@@ -95,6 +95,10 @@ def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     return con.cursor()
 
 
+# How far back collection_status looks first for the scope's last successful run.
+RECENT = timedelta(days=2)
+
+
 @dataclass(frozen=True)
 class CollectionStatus:
     """When the scope's data was last collected successfully, and whether that is stale."""
@@ -110,21 +114,34 @@ def collection_status(
     con: duckdb.DuckDBPyConnection, settings: Settings, scope: Scope, now: datetime
 ) -> CollectionStatus:
     """Stale when the last success is older than the alerts' ``stale_hours``. "All
-    organizations" reads without a filter on org (the scope is every org with data)."""
+    organizations" reads without a filter on org (the scope is every org with data).
+
+    Every page asks this, so it reads the runs of the last ``RECENT`` first (the tables
+    grow in time order: DuckDB skips older row groups): a success found there is the
+    latest, and the failures after it are there too. Only a scope without one reads all
+    of its runs (a collector stopped for days, or never successful)."""
     stale_hours = settings.alerts.thresholds.stale_hours
     of_scope = org_predicate(None if scope.all_orgs else scope.org_list)
-    params = {} if scope.all_orgs else {"orgs": scope.org_list}
-    last, failed, last_any = con.execute(
-        f"""
-        WITH r AS (SELECT * FROM collection_runs WHERE {of_scope}),
+    params: dict[str, object] = {} if scope.all_orgs else {"orgs": scope.org_list}
+    sql = f"""
+        WITH r AS (SELECT * FROM collection_runs WHERE {of_scope} AND {{since}}),
              ok AS (SELECT max(finished_at) AS t FROM r WHERE status = 'ok')
         SELECT (SELECT t FROM ok),
                (SELECT count(*) FROM r WHERE status <> 'ok'
                   AND finished_at > coalesce((SELECT t FROM ok), TIMESTAMP '1970-01-01')),
-               (SELECT max(taken_at) FROM org_snapshots WHERE {of_scope})
-        """,
-        params,
+               {{last_any}}
+        """
+    last_any_sql = f"(SELECT max(taken_at) FROM org_snapshots WHERE {of_scope})"
+    recent = con.execute(  # the last snapshot is not needed when a success is found
+        sql.format(since="finished_at >= $since", last_any="NULL"),
+        params | {"since": now - RECENT},
     ).fetchall()[0]
+    if recent[0] is not None:
+        last, failed, last_any = recent
+    else:
+        last, failed, last_any = con.execute(
+            sql.format(since="TRUE", last_any=last_any_sql), params
+        ).fetchall()[0]
     reference = last or last_any
     if reference is None:
         day = con.execute(f"SELECT max(date) FROM daily_usage WHERE {of_scope}", params).fetchall()[
