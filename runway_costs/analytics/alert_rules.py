@@ -41,7 +41,7 @@ setting belongs to exactly one rule.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -584,13 +584,14 @@ def evaluate_rules(
     forecasts: Sequence[OrgForecast] | None = None,
     limits: pl.DataFrame | None = None,
     spend: pl.DataFrame | None = None,
+    last_success: Mapping[str, datetime] | None = None,
 ) -> list[Condition]:
     """Firing conditions of every organization in ``orgs``: ``evaluate_org``'s, from one
     read per rule family for all of them (forecasts, budgets, limits now, daily spend,
     last successes), then the rules per organization in memory. ``forecasts`` (one per
     org of ``orgs``), ``limits`` (``limits_now``'s rows) and ``spend`` (net credits per
-    org and day, the last 30 days): when already at hand (the cycle's stored outlooks,
-    ``analytics.outlook``); read at ``as_of`` otherwise."""
+    org and day, the last 30 days) and ``last_success`` (per org): when already at hand
+    (the cycle's stored outlooks, ``analytics.outlook``); read at ``as_of`` otherwise."""
     names = list(orgs)
     unique = list(dict.fromkeys(names))
     th = settings.alerts.thresholds
@@ -611,14 +612,17 @@ def evaluate_rules(
         key[0]: frame["credits"].to_numpy().astype(float)
         for key, frame in spend.partition_by("org", as_dict=True, maintain_order=True).items()
     }
-    last_ok = _last_successes(con, names, as_of)
+    last_ok = _last_successes(con, names, as_of) if last_success is None else last_success
+    # per org (an org without a budget line fires none; a tag budget's org is NULL)
+    budgets_of = budgets.partition_by("org", as_dict=True)
     out: list[Condition] = []
     for org in names:  # in evaluate_org's order
         fc = forecast_of[org]
         at_limit = limits_of.get((org,))
+        budgeted = budgets_of.get((org,))
         out += [
             *_cap_rules(fc, th, month, usd),
-            *_budget_rules(budgets, org, th, month, usd),
+            *(_budget_rules(budgeted, org, th, month, usd) if budgeted is not None else []),
             *_runout_rule(fc, th, month, usd),
             *(_generation_rules(at_limit, org, th, today) if at_limit is not None else []),
             *_anomaly(org, spend_of.get(org, np.zeros(0)), th, today, usd),

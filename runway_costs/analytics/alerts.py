@@ -71,6 +71,7 @@ from runway_costs.analytics.notify import (
 )
 from runway_costs.analytics.orgs import orgs_with_data
 from runway_costs.analytics.outlook import (
+    stored_last_success,
     stored_limits,
     stored_orgs,
     stored_outlooks,
@@ -202,9 +203,22 @@ def _conditions(
         forecasts = stored_outlooks(con, settings, names, as_of, daily=False)
         spend = stored_spend(con, names, as_of)
         limits = stored_limits(con, names, as_of)
-        if forecasts is not None and spend is not None and limits is not None:
+        last_ok = stored_last_success(con, names, as_of)
+        if (
+            forecasts is not None
+            and spend is not None
+            and limits is not None
+            and last_ok is not None
+        ):
             return evaluate_rules(
-                con, settings, names, as_of, forecasts=forecasts, limits=limits, spend=spend
+                con,
+                settings,
+                names,
+                as_of,
+                forecasts=forecasts,
+                limits=limits,
+                spend=spend,
+                last_success=last_ok,
             )
     return evaluate_rules(con, settings, names, as_of)
 

@@ -33,7 +33,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import apprise
 from pydantic import SecretStr
 
 from runway_costs.core.config import DELIVERY_DEADLINE_SECONDS
@@ -50,12 +49,9 @@ __all__ = [
 
 log = logging.getLogger("runway_costs.analytics.notify")
 
-_TYPES = {
-    "critical": apprise.NotifyType.FAILURE,
-    "warning": apprise.NotifyType.WARNING,
-    "info": apprise.NotifyType.INFO,
-    "resolved": apprise.NotifyType.SUCCESS,
-}
+# Apprise's notify types by severity (its NotifyType values); Apprise itself is imported
+# only to deliver (a quarter of a second that `alerts check --dry-run` never needs)
+_TYPES = {"critical": "failure", "warning": "warning", "info": "info", "resolved": "success"}
 MAX_ERROR_CHARS = 300
 _POLL_SECONDS = 0.02
 
@@ -172,6 +168,8 @@ def _attempt(
             # service_timeout=0: Apprise sends in this (daemon) thread instead of its own
             # worker pool, whose threads the interpreter waits for at exit; the deadline
             # is ours (``deliver``).
+            import apprise  # imported by deliver already
+
             app = apprise.Apprise(asset=apprise.AppriseAsset(service_timeout=0))
             if not app.add(raw):
                 capture.messages.append("Apprise does not accept this URL")
@@ -215,6 +213,8 @@ def deliver(
             "not sent: an earlier notice to this channel is still waiting for its answer",
             hanging=True,
         )
+    import apprise  # only when delivering (see _TYPES)
+
     if not apprise.Apprise().add(raw):
         return Delivery(False, 1, "Apprise does not accept this URL")
     _install_router()

@@ -26,7 +26,8 @@ Public API:
 - ``stored_rollup(con, orgs, at=None) -> Rollup | None``
 - ``stored_orgs(con, at=None)``, ``stored_spend(con, orgs, at=None)`` (net spend per org
   and day over the 30-day window), ``stored_limits(con, orgs, at=None)`` (``limits_now``'s
-  rows with a limit): what the alert rules read besides the forecasts
+  rows with a limit), ``stored_last_success(con, orgs, at=None)``: what the alert rules
+  read besides the forecasts
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ __all__ = [
     "has_outlooks",
     "outlook_step",
     "store_outlooks",
+    "stored_last_success",
     "stored_limits",
     "stored_orgs",
     "stored_outlooks",
@@ -95,6 +97,7 @@ class Outlooks:
     actual: dict[str, list[int]]  # org -> net spend per day of the 30-day window
     rollup: Rollup
     limits: pl.DataFrame  # org, model, daily_generations, max_daily_generations, usage_ratio
+    last_success: dict[str, datetime]  # org -> its last successful collection (absent: never)
 
 
 def ensure_outlook_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -162,12 +165,20 @@ def compute_outlooks(con: duckdb.DuckDBPyConnection, settings: Settings, at: dat
         future=pl.DataFrame({"date": future_days, "credits": future}),
     )
     limits = limits_now(con, at, names).filter(pl.col("usage_ratio").is_not_null())
-    return Outlooks(forecasts, actual, rollup, limits.select(_LIMIT_COLUMNS))
+    last_success = dict(
+        con.execute(
+            "SELECT org, max(finished_at) FROM collection_runs WHERE status = 'ok' "
+            "AND finished_at <= $at AND org IN (SELECT unnest($orgs::VARCHAR[])) GROUP BY org",
+            {"at": at, "orgs": names},
+        ).fetchall()
+    )
+    return Outlooks(forecasts, actual, rollup, limits.select(_LIMIT_COLUMNS), last_success)
 
 
 def store_outlooks(con: duckdb.DuckDBPyConnection, outlooks: Outlooks, seconds: float) -> None:
-    """Replace the stored outlooks with ``outlooks`` in one transaction (writer's side)."""
-    ensure_outlook_schema(con)
+    """Replace the stored outlooks with ``outlooks`` in one transaction (writer's side):
+    the tables are dropped and created again from ``outlook_schema.sql`` (they hold one
+    cycle's rows, so a changed layout needs no migration)."""
     rows = pl.DataFrame(
         [
             {
@@ -192,6 +203,7 @@ def store_outlooks(con: duckdb.DuckDBPyConnection, outlooks: Outlooks, seconds: 
                 "balances_observed_since": f.balances_observed_since,
                 "daily_mid": f.daily["credits_mid"].to_list(),
                 "actual_30d": outlooks.actual[f.org],
+                "last_success": outlooks.last_success.get(f.org),
             }
             for f in outlooks.forecasts
         ],
@@ -216,9 +228,9 @@ def store_outlooks(con: duckdb.DuckDBPyConnection, outlooks: Outlooks, seconds: 
     )
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("DELETE FROM org_outlooks")
-        con.execute("DELETE FROM outlook_rollup")
-        con.execute("DELETE FROM outlook_limits")
+        for table in ("org_outlooks", "outlook_rollup", "outlook_limits"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        ensure_outlook_schema(con)
         con.register("_outlook_rows", rows.to_arrow())
         con.register("_outlook_rollup", rollup.to_arrow())
         con.register("_outlook_limits", outlooks.limits.to_arrow())
@@ -276,6 +288,7 @@ _ROW_SCHEMA = pl.Schema(
         "balances_observed_since": pl.Datetime("us"),
         "daily_mid": pl.List(pl.Float64()),
         "actual_30d": pl.List(pl.Int64()),
+        "last_success": pl.Datetime("us"),
     }
 )
 _ROLLUP_SCHEMA = pl.Schema(
@@ -342,12 +355,12 @@ def stored_outlooks(
 def _forecast(row: dict, settings: Settings) -> OrgForecast:
     as_of: datetime = row["as_of"]
     today: date = as_of.date()
-    days = pl.date_range(today, today + timedelta(days=HORIZON_DAYS - 1), "1d", eager=True)
-    daily = (
-        pl.DataFrame({"date": days, "credits_mid": pl.Series(row["daily_mid"], dtype=pl.Float64)})
-        if "daily_mid" in row
-        else pl.DataFrame()
-    )
+    daily = pl.DataFrame()
+    if "daily_mid" in row:
+        days = pl.date_range(today, today + timedelta(days=HORIZON_DAYS - 1), "1d", eager=True)
+        daily = pl.DataFrame(
+            {"date": days, "credits_mid": pl.Series(row["daily_mid"], dtype=pl.Float64)}
+        )
     return OrgForecast(
         org=row["org"],
         as_of=as_of,
@@ -472,3 +485,18 @@ def stored_limits(
         """,
         {"orgs": list(orgs)},
     )
+
+
+def stored_last_success(
+    con: duckdb.DuckDBPyConnection, orgs: Sequence[str], at: datetime | None = None
+) -> dict[str, datetime] | None:
+    """Each org's last successful collection (absent: never) as of the current outlooks
+    (the same at any later instant: nothing was collected since), or None."""
+    if _current(con, at) is None:
+        return None
+    rows = con.execute(
+        "SELECT org, last_success FROM org_outlooks "
+        "WHERE org IN (SELECT unnest($orgs::VARCHAR[])) AND last_success IS NOT NULL",
+        {"orgs": list(orgs)},
+    ).fetchall()
+    return {org: last for org, last in rows}

@@ -1,7 +1,7 @@
 -- Stored outlooks (issue #12): each organization's forecast at a cycle's instant, computed
 -- once per collection cycle by analytics.outlook inside the cycle's write session (same
 -- lock, same live file) and published with the data it was computed from. Only the
--- latest cycle's rows are kept: a cycle replaces them all in one transaction.
+-- latest cycle's rows are kept: a cycle drops and creates them again in one transaction.
 
 -- One row per organization: everything `forecast --json`, the alert rules and the
 -- Overview page show of it (analytics.forecast.OrgForecast), credits only (USD at read).
@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS org_outlooks (
     purchases_observed_since TIMESTAMP,
     balances_observed_since  TIMESTAMP,
     daily_mid                DOUBLE[]  NOT NULL,  -- forecast spend per day from as_of's day
-    actual_30d               BIGINT[]  NOT NULL   -- net spend per day, the 30-day window
+    actual_30d               BIGINT[]  NOT NULL,  -- net spend per day, the 30-day window
+    last_success             TIMESTAMP            -- last successful collection (NULL: never)
 );
 
 -- One row: the roll-up of every organization the outlooks were computed for (the

@@ -132,7 +132,7 @@ def test_alerts_from_stored_outlooks_are_the_computed_ones(sandbox, tmp_db, monk
         def no_fit(*_a, **_k):
             raise AssertionError("the stored outlooks were not used")
 
-        for read in ("forecast_orgs", "limits_now", "spend_daily"):  # all from the store
+        for read in ("forecast_orgs", "limits_now", "spend_daily", "_last_successes"):
             monkeypatch.setattr(alert_rules, read, no_fit)
         from_stored = evaluate_alerts(con, settings, SANDBOX_AT)
     assert from_stored == computed
