@@ -41,6 +41,17 @@ def test_an_org_waits_one_second_at_most_for_one_ahead():
     assert order.ready(6.0, everything=True) == [1]  # a stop writes whatever finished
 
 
+def test_ready_orgs_gather_two_seconds_for_a_shared_session():
+    order = _WriteOrder(3)
+    _done(order, 0, 7.0)
+    _done(order, 2, 7.5)
+    assert order.ready(7.5) == [0]
+    assert order.gather_left([0], 7.5) == 1.5  # 2 s after org 0 finished
+    assert order.next_due(7.5, [0]) == 1.0  # org 2's grace (org 1 still fetching)
+    assert order.ready(8.5) == [0, 2]
+    assert order.gather_left([0, 2], 9.0) == 0.0
+
+
 @pytest.mark.integration
 def test_the_fetch_waits_for_the_writer_when_far_ahead(sandbox, tmp_db, monkeypatch):
     monkeypatch.setattr(cycle, "MAX_UNWRITTEN_ORGS", 1)
