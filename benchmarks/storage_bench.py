@@ -27,6 +27,10 @@ grows; and the partitioned design measured as a prototype (closed months of the 
 tables written once to Parquet, the live file holding the current month): Parquet bytes per
 org-year, the live part's size and publish time, and a reader query over a view (live part +
 Parquet) against the same query on the table. Prints figures and ratios; asserts nothing.
+
+Needs ~7 GB of free disk under --dir at the defaults (the 4x file is 6 GB) and took 46 min
+on a busy 2-core machine; ``--orgs 10 --history 1,2`` gives the same bytes per org-year in
+a few minutes (publish times then show the growth, not the 100-org figures).
 """
 
 from __future__ import annotations
