@@ -275,25 +275,32 @@ def _write_snapshots(con: duckdb.DuckDBPyConnection, items: Sequence[OrgWrite]) 
             schema=_ORG_SNAP_SCHEMA,
         ),
     )
+    orgs = {"orgs": [o for o, _ in snaps]}
     inserted = _query(
         con,
         """
         SELECT n.org, n.taken_at, n.balance, n.cap, l.taken_at AS latest_at
-        FROM _w_orgs n LEFT JOIN org_latest l ON l.org = n.org
+        FROM _w_orgs n
+        LEFT JOIN (SELECT * FROM org_latest WHERE list_contains($orgs, org)) l
+          ON l.org = n.org
         WHERE l.org IS NULL OR l.credit_balance <> n.balance
            OR l.max_monthly_credit_spend <> n.cap
         """,
+        orgs,
     )
     if not inserted.is_empty():
         con.register("_w_org_ins", inserted)
-        if (inserted["latest_at"] >= inserted["taken_at"]).any():  # may be stored already
+        again = inserted.filter(pl.col("latest_at") >= pl.col("taken_at"))
+        if not again.is_empty():  # at or before the latest row: it may be stored already
             con.execute(
                 """
                 DELETE FROM org_snapshots
-                WHERE EXISTS (SELECT 1 FROM _w_org_ins i
+                WHERE list_contains($orgs, org) AND taken_at >= $first AND taken_at <= $last
+                  AND EXISTS (SELECT 1 FROM _w_org_ins i
                               WHERE i.latest_at >= i.taken_at AND i.org = org_snapshots.org
                                 AND i.taken_at = org_snapshots.taken_at)
-                """
+                """,
+                _instants(again),
             )
         con.execute("INSERT INTO org_snapshots SELECT org, taken_at, balance, cap FROM _w_org_ins")
         con.execute(
@@ -329,12 +336,14 @@ def _write_snapshots(con: duckdb.DuckDBPyConnection, items: Sequence[OrgWrite]) 
                     THEN greatest(l.day_peak, n.daily_generations)
                     ELSE n.daily_generations END AS day_peak
         FROM _w_models n
-        LEFT JOIN model_latest l ON l.org = n.org AND l.model = n.model
+        LEFT JOIN (SELECT * FROM model_latest WHERE list_contains($orgs, org)) l
+          ON l.org = n.org AND l.model = n.model
         WHERE l.model IS NULL
            OR l.max_concurrent_generations IS DISTINCT FROM n.max_concurrent_generations
            OR l.max_daily_generations IS DISTINCT FROM n.max_daily_generations
            OR l.daily_generations IS DISTINCT FROM n.daily_generations
         """,
+        orgs,
     )
     counts = (
         pl.concat([inserted.select("org"), changed.select("org")], how="vertical")
@@ -345,15 +354,18 @@ def _write_snapshots(con: duckdb.DuckDBPyConnection, items: Sequence[OrgWrite]) 
         return counts
     con.register("_w_changed", changed)
     forward = changed["forward"]
-    if not forward.all():  # at or before a stored row: it may be stored already
+    backward = changed.filter(~pl.col("forward"))
+    if not backward.is_empty():  # at or before a stored row: it may be stored already
         con.execute(
             """
             DELETE FROM model_snapshots
-            WHERE EXISTS (SELECT 1 FROM _w_changed c
+            WHERE list_contains($orgs, org) AND taken_at >= $first AND taken_at <= $last
+              AND EXISTS (SELECT 1 FROM _w_changed c
                           WHERE NOT c.forward AND c.org = model_snapshots.org
                             AND c.taken_at = model_snapshots.taken_at
                             AND c.model = model_snapshots.model)
-            """
+            """,
+            _instants(backward),
         )
     con.execute(
         """
@@ -380,9 +392,19 @@ def _write_snapshots(con: duckdb.DuckDBPyConnection, items: Sequence[OrgWrite]) 
             FROM _w_changed WHERE forward
             """
         )
-    if not forward.all():
-        _refresh_model_days(con)
+    if not backward.is_empty():
+        _refresh_model_days(con, _instants(backward))
     return counts
+
+
+def _instants(rows: pl.DataFrame) -> dict[str, Any]:
+    """The orgs of ``rows`` and the first and last of their ``taken_at``: constants that
+    let DuckDB skip the row groups of other orgs and other times (appended in time order)."""
+    return {
+        "orgs": rows["org"].unique().to_list(),
+        "first": rows["taken_at"].min(),
+        "last": rows["taken_at"].max(),
+    }
 
 
 # The models of ``_w_changed`` written at or before their latest row (the exact path).
@@ -396,17 +418,26 @@ _SAME_DAY = (
 )
 
 
-def _refresh_model_days(con: duckdb.DuckDBPyConnection) -> None:
-    """The exact path for models of ``_w_changed`` written at or before their latest row:
-    reduce the snapshot's day again, and their latest rows (and day peaks) from their
-    snapshot rows."""
+def _refresh_model_days(con: duckdb.DuckDBPyConnection, backward: dict[str, Any]) -> None:
+    """The exact path for models of ``_w_changed`` written at or before their latest row
+    (``backward``: their orgs, first and last instants): reduce the snapshot's day again,
+    and their latest rows (and day peaks) from their snapshot rows (as the per-org path
+    did: the whole snapshot history of those models of those orgs)."""
+    days = (
+        "list_contains($orgs, org) AND taken_at >= CAST($first AS DATE)"
+        " AND taken_at < CAST($last AS DATE) + INTERVAL 1 DAY AND "
+    )
     con.execute(
         "INSERT OR REPLACE INTO model_daily "
-        + MODEL_DAILY_SQL.format(where=_BACKWARD.format(day=_SAME_DAY))
+        + MODEL_DAILY_SQL.format(where=days + _BACKWARD.format(day=_SAME_DAY)),
+        backward,
     )
     con.execute(
         "INSERT OR REPLACE INTO model_latest "
-        + MODEL_LATEST_SQL.format(where=_BACKWARD.format(day=""))
+        + MODEL_LATEST_SQL.format(
+            where="list_contains($orgs, org) AND " + _BACKWARD.format(day="")
+        ),
+        {"orgs": backward["orgs"]},
     )
 
 
@@ -454,7 +485,7 @@ def _register_window_frames(
     con.register("_w_new", new)
     con.register("_w_spans", spans)
     con.register("_w_bounds", bounds)
-    return {"lo": bounds["lo"].min(), "hi": bounds["hi"].max()}
+    return {"orgs": bounds["org"].to_list(), "lo": bounds["lo"].min(), "hi": bounds["hi"].max()}
 
 
 def _diff(
@@ -475,7 +506,7 @@ def _diff(
             SELECT t.org, {", ".join(f"t.{k}" for k in keys)}, t.credits, t.collected_at
             FROM {table} t JOIN _w_bounds b
               ON t.org = b.org AND t.date >= b.lo AND t.date < b.hi
-            WHERE t.date >= $lo AND t.date < $hi
+            WHERE list_contains($orgs, t.org) AND t.date >= $lo AND t.date < $hi
         )
         SELECT {key_cols}, o.credits AS old_credits, o.collected_at AS old_collected_at,
                n.credits AS new_credits
@@ -506,7 +537,7 @@ def _apply_diff(
     con.execute(
         f"""
         DELETE FROM {table}
-        WHERE date >= $lo AND date < $hi
+        WHERE list_contains($orgs, org) AND date >= $lo AND date < $hi
           AND EXISTS (SELECT 1 FROM _w_diff x WHERE x.new_credits IS NULL AND {match})
         """,
         outer,
@@ -524,7 +555,7 @@ _REVISION_ROWS = """
     LEFT JOIN (  -- the last earlier ok collection whose window held the day
         SELECT c.org, c.date, c.covered_at FROM usage_coverage c
         JOIN _w_bounds b ON c.org = b.org AND c.date >= b.lo AND c.date < b.hi
-        WHERE c.date >= $lo AND c.date < $hi
+        WHERE list_contains($orgs, c.org) AND c.date >= $lo AND c.date < $hi
     ) c ON c.org = d.org AND c.date = d.date
     WHERE d.old_credits IS NOT NULL OR c.covered_at IS NOT NULL
 """
@@ -534,7 +565,7 @@ _REVISION_ROWS = """
 _REVISIONS_SQL = (
     f"""
     DELETE FROM usage_revisions
-    WHERE seen_at >= $first_now AND seen_at <= $last_now
+    WHERE list_contains($orgs, org) AND seen_at >= $first_now AND seen_at <= $last_now
       AND EXISTS (SELECT 1 FROM ({_REVISION_ROWS}) n
                   WHERE n.org = usage_revisions.org AND n.seen_at = usage_revisions.seen_at
                     AND n.date = usage_revisions.date AND n.model = usage_revisions.model)
@@ -674,8 +705,9 @@ def _insert_runs(
             SELECT row_number() OVER (ORDER BY run_id) - 1 AS idx, run_id
             FROM (SELECT nextval('collection_run_seq') AS run_id FROM range($n))
         ) ids ON ids.idx = r.idx
-        LEFT JOIN org_usage_totals t ON t.org = r.org
+        LEFT JOIN (SELECT * FROM org_usage_totals WHERE list_contains($orgs, org)) t
+          ON t.org = r.org
         ORDER BY r.idx
         """,
-        {"n": len(items)},
+        {"n": len(items), "orgs": [i.run.org for i in items]},
     )
