@@ -52,10 +52,11 @@ Public API:
 from __future__ import annotations
 
 import calendar
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import cast
+from typing import NamedTuple, cast
 
 import duckdb
 import numpy as np
@@ -84,6 +85,8 @@ __all__ = [
     "forecast_many",
     "forecast_orgs",
     "forecast_orgs_with_history",
+    "Batch",
+    "RatioSummary",
     "forecast_org",
     "month_end",
     "month_end_forecast",
@@ -337,6 +340,18 @@ def _origin_ratios(ys: Sequence[np.ndarray], last_day: date, horizon: int) -> li
     return np.split(ratio[positive], np.cumsum(kept)[:-1])
 
 
+# What the interval keeps of the past origins' ratios: (count, 10th and 90th percentile);
+# the percentiles are 0.0 when there are fewer than MIN_ORIGINS ratios (then unused).
+RatioSummary = tuple[int, float, float]
+
+
+def _ratio_summary(ratios: np.ndarray) -> RatioSummary:
+    if len(ratios) < MIN_ORIGINS:
+        return len(ratios), 0.0, 0.0
+    lo, hi = np.quantile(ratios, [0.1, 0.9])
+    return len(ratios), float(lo), float(hi)
+
+
 def _interval(
     y: np.ndarray,
     last_day: date,
@@ -344,24 +359,28 @@ def _interval(
     mid_rest: float,
     widen: float | None = None,
     ratios: np.ndarray | None = None,
+    summary: RatioSummary | None = None,
 ) -> tuple[float, float]:
     """80% bounds for the spend of the next ``horizon`` days (see the module docstring).
     ``ratios``: the past origins' actual/forecast ratios (``_origin_ratios``), when
-    already computed for many series at once."""
+    already computed for many series at once; ``summary``: what the bounds keep of them
+    (``_ratio_summary``), when known from an earlier computation on the same days."""
     if horizon <= 0 or mid_rest <= 0:
         return mid_rest, mid_rest
     w = INTERVAL_WIDEN if widen is None else widen
-    if ratios is None:
-        ratios = _origin_ratios([y], last_day, horizon)[0]
-    if len(ratios) < MIN_ORIGINS:
+    if summary is None:
+        if ratios is None:
+            ratios = _origin_ratios([y], last_day, horizon)[0]
+        summary = _ratio_summary(ratios)
+    count, lo, hi = summary
+    if count < MIN_ORIGINS:
         return _model_interval(y, last_day, horizon, mid_rest, w)
-    lo, hi = np.quantile(ratios, [0.1, 0.9])
-    lo_r, hi_r = min(float(lo), 1.0), max(float(hi), 1.0)
+    lo_r, hi_r = min(lo, 1.0), max(hi, 1.0)
     # Widened around 1 (the mid): past origins overlap and share their regime, so
     # their spread understates the next month's (calibrated, see INTERVAL_WIDEN).
     lo_r = max(1 - w * (1 - lo_r), min(lo_r, 0.0))
     low, high = mid_rest * lo_r, mid_rest * (1 + w * (hi_r - 1))
-    if len(ratios) < RELIABLE_ORIGINS:
+    if count < RELIABLE_ORIGINS:
         # Each 10% tail rests on fewer than three ratios (a few weeks of history, one
         # regime): they can all fall on one side of the mid and leave no band there. The
         # model's own spread is the floor of the band until the ratios are enough.
@@ -471,22 +490,55 @@ def _month_ends(
 ) -> list[MonthEnd]:
     """``month_end`` of many series at once: the interval's past origins of all of them
     are fitted together (``_origin_ratios``)."""
+    return _month_ends_known(fitted, as_of, interval, widen)[0]
+
+
+def interval_key(fitted: _Fitted, as_of: datetime) -> str:
+    """What the interval's past-origin ratios depend on: the complete days, the last of
+    them and the days left in the month (not the instant within the day, nor today's
+    partial spend). Equal keys, equal ratios."""
+    today = as_of.date()
+    remaining = (_month_last(today) - today).days + 1
+    digest = hashlib.blake2b(np.ascontiguousarray(fitted.y).tobytes(), digest_size=16)
+    return f"{fitted.last_day}:{remaining}:{len(fitted.y)}:{digest.hexdigest()}"
+
+
+def _month_ends_known(
+    fitted: Sequence[_Fitted],
+    as_of: datetime,
+    interval: bool = True,
+    widen: float | None = None,
+    known: Sequence[RatioSummary | None] | None = None,
+) -> tuple[list[MonthEnd], list[RatioSummary | None]]:
+    """``_month_ends``, reusing the ratio summaries already ``known`` for some series (from
+    an earlier computation with the same ``interval_key``), and each series' summary (None
+    where no interval was needed)."""
     today = as_of.date()
     remaining = (_month_last(today) - today).days + 1
     rests = [float(_future(f.model, as_of, f.partial, remaining).sum()) for f in fitted]
     wanted = [interval and rest > 0 for rest in rests]
+    given = list(known) if known is not None else [None] * len(fitted)
     ratios = _origin_ratios(
-        [f.y if want else f.y[:0] for f, want in zip(fitted, wanted, strict=True)],
+        [
+            f.y if want and have is None else f.y[:0]
+            for f, want, have in zip(fitted, wanted, given, strict=True)
+        ],
         today - timedelta(days=1),
         remaining,
     )
-    out = []
-    for f, rest, want, r in zip(fitted, rests, wanted, ratios, strict=True):
-        lo, hi = _interval(f.y, f.last_day, remaining, rest, widen, r) if want else (rest, rest)
+    out, summaries = [], []
+    for f, rest, want, r, have in zip(fitted, rests, wanted, ratios, given, strict=True):
+        summary = (have if have is not None else _ratio_summary(r)) if want else None
+        lo, hi = (
+            _interval(f.y, f.last_day, remaining, rest, widen, summary=summary)
+            if want
+            else (rest, rest)
+        )
         out.append(
             MonthEnd(as_of, f.mtd, round(f.mtd + lo), round(f.mtd + rest), round(f.mtd + hi))
         )
-    return out
+        summaries.append(summary)
+    return out, summaries
 
 
 def month_end(
@@ -740,18 +792,34 @@ def forecast_orgs(
     them (history, balances and caps, spend summaries, reconstructed purchases, first
     balance collections) instead of five queries per organization; the model, interval
     and dates are computed per organization exactly as ``forecast_org`` does."""
-    return forecast_orgs_with_history(con, settings, orgs, as_of)[0]
+    return forecast_orgs_with_history(con, settings, orgs, as_of).forecasts
+
+
+class Batch(NamedTuple):
+    """``forecast_orgs_with_history``'s answer."""
+
+    forecasts: list[OrgForecast]
+    history: pl.DataFrame  # org, date, credits: what they were fitted on
+    intervals: dict[str, tuple[str, RatioSummary]]  # org -> (interval_key, ratio summary)
 
 
 def forecast_orgs_with_history(
-    con: duckdb.DuckDBPyConnection, settings: Settings, orgs: Sequence[str], as_of: datetime
-) -> tuple[list[OrgForecast], pl.DataFrame]:
-    """``forecast_orgs``, and the (org, date, credits) history it fitted them on (the
-    stored outlooks roll it up without reading it again)."""
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    orgs: Sequence[str],
+    as_of: datetime,
+    intervals: Mapping[str, tuple[str, RatioSummary]] | None = None,
+) -> Batch:
+    """``forecast_orgs``, the (org, date, credits) history it fitted them on (the stored
+    outlooks roll it up without reading it again), and each org's interval key and ratio
+    summary. ``intervals``: such pairs from an earlier computation (the last cycle's): an
+    org whose key is unchanged (same complete days, same day) reuses its summary instead
+    of refitting its past origins, with the same result."""
     wanted = list(orgs)
     names = list(dict.fromkeys(wanted))  # each read once per org
     if not names:
-        return [], pl.DataFrame(schema={"org": pl.String, "date": pl.Date, "credits": pl.Int64})
+        empty = pl.DataFrame(schema={"org": pl.String, "date": pl.Date, "credits": pl.Int64})
+        return Batch([], empty, {})
     today = as_of.date()
     history = _histories(con, names, as_of)
     states = {r["org"]: r for r in org_state(con, as_of, names).iter_rows(named=True)}
@@ -765,8 +833,13 @@ def forecast_orgs_with_history(
     began = balances_observed_since(con, names)
     began_at = dict(zip(began["org"], began["balances_observed_since"], strict=True))
     fitted = dict(zip(names, _fitted_many(history, names, as_of), strict=True))
-    # the interval's past origins of every organization fitted at once
-    month_ends = dict(zip(names, _month_ends(list(fitted.values()), as_of), strict=True))
+    keys = {org: interval_key(f, as_of) for org, f in fitted.items()}
+    earlier = intervals or {}
+    known = [earlier[o][1] if o in earlier and earlier[o][0] == keys[o] else None for o in names]
+    # the interval's past origins of every organization fitted at once (unless known)
+    ends, ratio_summaries = _month_ends_known(list(fitted.values()), as_of, known=known)
+    month_ends = dict(zip(names, ends, strict=True))
+    found = {o: (keys[o], x) for o, x in zip(names, ratio_summaries, strict=True) if x is not None}
     forecasts = [
         _org_forecast(
             org,
@@ -785,7 +858,7 @@ def forecast_orgs_with_history(
         )
         for org in wanted
     ]
-    return forecasts, history
+    return Batch(forecasts, history, found)
 
 
 def forecast_all(

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time as timer
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import cast
@@ -47,6 +47,7 @@ from runway_costs.analytics.forecast import (
     HORIZON_DAYS,
     MonthEnd,
     OrgForecast,
+    RatioSummary,
     forecast_orgs_with_history,
     month_end,
 )
@@ -98,6 +99,8 @@ class Outlooks:
     rollup: Rollup
     limits: pl.DataFrame  # org, model, daily_generations, max_daily_generations, usage_ratio
     last_success: dict[str, datetime]  # org -> its last successful collection (absent: never)
+    # org -> (interval key, ratio summary): reused by the next cycle when the key holds
+    intervals: dict[str, tuple[str, RatioSummary]] = field(default_factory=dict)
 
 
 def ensure_outlook_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -126,7 +129,11 @@ def compute_outlooks(con: duckdb.DuckDBPyConnection, settings: Settings, at: dat
     """Every organization's outlook at ``at`` (``forecast_orgs``) and their roll-up, from
     one read of each kind."""
     names = _orgs(con, settings)
-    forecasts, history = forecast_orgs_with_history(con, settings, names, at)
+    # The last cycle's interval summaries: an org whose complete days are unchanged (a
+    # snapshot cycle the same day) reuses its own instead of refitting its past origins.
+    forecasts, history, intervals = forecast_orgs_with_history(
+        con, settings, names, at, _earlier_intervals(con)
+    )
     days = pl.DataFrame({"date": _window_days(at)})
     recent = history.filter(pl.col("date") >= days["date"][0])
     per_org = recent.partition_by("org", as_dict=True)
@@ -172,7 +179,21 @@ def compute_outlooks(con: duckdb.DuckDBPyConnection, settings: Settings, at: dat
             {"at": at, "orgs": names},
         ).fetchall()
     )
-    return Outlooks(forecasts, actual, rollup, limits.select(_LIMIT_COLUMNS), last_success)
+    return Outlooks(
+        forecasts, actual, rollup, limits.select(_LIMIT_COLUMNS), last_success, intervals
+    )
+
+
+def _earlier_intervals(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, RatioSummary]]:
+    """The stored outlooks' interval keys and ratio summaries (none from an older layout)."""
+    try:
+        rows = con.execute(
+            "SELECT org, interval_key, ratio_count, ratio_lo, ratio_hi FROM org_outlooks "
+            "WHERE interval_key IS NOT NULL"
+        ).fetchall()
+    except duckdb.Error:  # no table yet, or one without these columns
+        return {}
+    return {org: (key, (count, lo, hi)) for org, key, count, lo, hi in rows}
 
 
 def store_outlooks(con: duckdb.DuckDBPyConnection, outlooks: Outlooks, seconds: float) -> None:
@@ -204,6 +225,10 @@ def store_outlooks(con: duckdb.DuckDBPyConnection, outlooks: Outlooks, seconds: 
                 "daily_mid": f.daily["credits_mid"].to_list(),
                 "actual_30d": outlooks.actual[f.org],
                 "last_success": outlooks.last_success.get(f.org),
+                "interval_key": outlooks.intervals.get(f.org, (None,))[0],
+                "ratio_count": _summary_of(outlooks, f.org)[0],
+                "ratio_lo": _summary_of(outlooks, f.org)[1],
+                "ratio_hi": _summary_of(outlooks, f.org)[2],
             }
             for f in outlooks.forecasts
         ],
@@ -251,6 +276,11 @@ def store_outlooks(con: duckdb.DuckDBPyConnection, outlooks: Outlooks, seconds: 
         con.unregister("_outlook_limits")
 
 
+def _summary_of(outlooks: Outlooks, org: str) -> tuple[int | None, float | None, float | None]:
+    found = outlooks.intervals.get(org)
+    return found[1] if found is not None else (None, None, None)
+
+
 def outlook_step(settings: Settings) -> Callable[[duckdb.DuckDBPyConnection, datetime], None]:
     """The cycle's after-write step (``collector.cycle.run_cycle(after_write=...)``):
     compute every organization's outlook at the cycle's instant on the live connection
@@ -289,6 +319,10 @@ _ROW_SCHEMA = pl.Schema(
         "daily_mid": pl.List(pl.Float64()),
         "actual_30d": pl.List(pl.Int64()),
         "last_success": pl.Datetime("us"),
+        "interval_key": pl.String(),
+        "ratio_count": pl.Int32(),
+        "ratio_lo": pl.Float64(),
+        "ratio_hi": pl.Float64(),
     }
 )
 _ROLLUP_SCHEMA = pl.Schema(

@@ -27,7 +27,13 @@ CREATE TABLE IF NOT EXISTS org_outlooks (
     balances_observed_since  TIMESTAMP,
     daily_mid                DOUBLE[]  NOT NULL,  -- forecast spend per day from as_of's day
     actual_30d               BIGINT[]  NOT NULL,  -- net spend per day, the 30-day window
-    last_success             TIMESTAMP            -- last successful collection (NULL: never)
+    last_success             TIMESTAMP,           -- last successful collection (NULL: never)
+    -- the month-end interval's past-origin ratios, kept for the next cycle: reused while
+    -- interval_key (complete days, last day, days left in the month) is unchanged
+    interval_key             VARCHAR,
+    ratio_count              INTEGER,
+    ratio_lo                 DOUBLE,
+    ratio_hi                 DOUBLE
 );
 
 -- One row: the roll-up of every organization the outlooks were computed for (the

@@ -181,3 +181,32 @@ def test_collect_stores_outlooks_and_the_commands_read_them(sandbox, tmp_path):
     forecasts = json.loads(cli("forecast", "--json", *common, env=env).stdout)
     assert [f["org"] for f in forecasts] == ORGS
     assert {f["as_of"] for f in forecasts} == {"2026-11-24T12:00:00Z"}
+
+
+def test_a_later_cycle_the_same_day_reuses_unchanged_intervals(sandbox, tmp_db, monkeypatch):
+    """A snapshot cycle changes no complete day: each org's interval ratios are reused
+    from the last cycle (no past origin refitted), and the outlook is still forecast_org's."""
+    from runway_costs.analytics import forecast
+
+    settings = settings_for(sandbox, tmp_db)
+    assert run_cycle_sync(settings, clock=SANDBOX_CLOCK, after_write=outlook_step(settings)).ok
+    refitted: list[int] = []
+    fit = forecast._origin_ratios
+
+    def counting(ys, last_day, horizon):
+        refitted.append(sum(len(y) for y in ys))
+        return fit(ys, last_day, horizon)
+
+    monkeypatch.setattr(forecast, "_origin_ratios", counting)
+    later = SANDBOX_AT + timedelta(minutes=15)
+    step = outlook_step(settings)
+    assert run_cycle_sync(settings, "snapshot", clock=fixed_clock(later), after_write=step).ok
+    # the orgs' ratios all came from the store; only the roll-up's summed series (one,
+    # 90 complete days) is refitted
+    assert refitted == [0, 90]
+    monkeypatch.undo()
+    with connect_reader(tmp_db) as con:
+        stored = stored_outlooks(con, settings, ORGS, later)
+        assert stored is not None
+        _assert_same(stored, [forecast_org(con, settings, org, later) for org in ORGS])
+    assert stored[0].as_of == later
