@@ -5,11 +5,16 @@ alert rules and the Overview page (about a hundred small model fits per organiza
 the interval). The data changes only when a cycle writes, so the cycle computes it once:
 ``outlook_step(settings)`` is the collector's after-write step (``run_cycle(...,
 after_write=...)``), run inside the cycle's write session after every organization is
-committed and before the one publish. It replaces the rows of ``org_outlooks`` (one per
-organization: ``analytics.forecast.OrgForecast``'s figures, its forecast daily spend and
-its net spend over the 30-day window) and ``outlook_rollup`` (the month end of all their
-summed spend, for the all-organizations Overview) in one transaction
-(``analytics/outlook_schema.sql``), so readers see them with the data they describe.
+committed and before the one publish. It replaces ``org_outlooks`` (one row per
+organization: ``analytics.forecast.OrgForecast``'s figures, its forecast daily spend, its
+net spend over the 30-day window, its last successful collection and its interval
+ratios), ``outlook_limits`` (``limits_now``'s rows with a limit) and ``outlook_rollup``
+(the month end of all their summed spend, for the all-organizations Overview) in one
+transaction (``analytics/outlook_schema.sql``), so readers see them with the data they
+describe. The interval's past-origin ratios depend only on the complete days, the last
+of them and the days left in the month (``forecast.interval_key``): a later cycle the
+same day that changed none of those days (a snapshot cycle) reuses them instead of
+refitting.
 
 Readers use them only when they describe the latest cycle: computed at or after every
 stored collection run, on the same UTC day as the instant asked about, at or before it,
@@ -20,8 +25,8 @@ as before. The figures are then those at the cycle's instant (``as_of`` says whi
 Public API:
 
 - ``ensure_outlook_schema(con)``, ``has_outlooks(con) -> bool``
-- ``compute_outlooks(con, settings, at) -> Outlooks`` (pure read) and
-  ``store_outlooks(con, outlooks)``; ``outlook_step(settings)`` does both, timed
+- ``compute_outlooks(con, settings, at) -> Outlooks`` (reads only) and
+  ``store_outlooks(con, outlooks, seconds)``; ``outlook_step(settings)`` does both, timed
 - ``stored_outlooks(con, settings, orgs, at=None, daily=True) -> list[OrgForecast] | None``
 - ``stored_rollup(con, orgs, at=None) -> Rollup | None``
 - ``stored_orgs(con, at=None)``, ``stored_spend(con, orgs, at=None)`` (net spend per org
@@ -421,17 +426,6 @@ def _forecast(row: dict, settings: Settings) -> OrgForecast:
         purchases_observed_since=row["purchases_observed_since"],
         balances_observed_since=row["balances_observed_since"],
     )
-
-
-def stored_actual(con: duckdb.DuckDBPyConnection, org: str) -> pl.DataFrame | None:
-    """One org's stored net spend per day over the 30-day window (date, credits)."""
-    rows = con.execute(
-        "SELECT as_of, actual_30d FROM org_outlooks WHERE org = $org", {"org": org}
-    ).fetchall()
-    if not rows:
-        return None
-    at, values = rows[0]
-    return pl.DataFrame({"date": _window_days(at), "credits": pl.Series(values, dtype=pl.Int64)})
 
 
 def stored_rollup(
