@@ -216,10 +216,16 @@ def _weekday_factors_many(y: np.ndarray, weekdays: np.ndarray) -> np.ndarray:
     rows = np.broadcast_to(np.arange(k)[:, None], ok.shape)
     medians = _medians_by_group(ratios[ok], rows[ok] * 7 + weekdays[:, 3 : n - 3][ok], k * 7)
     medians = medians.reshape(k, 7)
+    # Sparse spend (a few days a month) has a median ratio of 0 on every weekday: no
+    # weekday pattern can be told from it, so such a row keeps all ones (as no spend does)
+    # instead of dividing by a zero mean.
+    mean = medians.mean(axis=1)
+    pattern = ok.any(axis=1) & (mean > 0)
     weight = min(1.0, n / 28)
-    factors = np.maximum(1 + weight * (medians / medians.mean(axis=1)[:, None] - 1), 0.05)
+    relative = np.divide(medians, mean[:, None], out=np.ones_like(medians), where=pattern[:, None])
+    factors = np.maximum(1 + weight * (relative - 1), 0.05)
     factors = factors / factors.mean(axis=1)[:, None]
-    return np.where(ok.any(axis=1)[:, None], factors, 1.0)
+    return np.where(pattern[:, None], factors, 1.0)
 
 
 def _medians_by_group(values: np.ndarray, groups: np.ndarray, count: int) -> np.ndarray:

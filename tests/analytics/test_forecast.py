@@ -103,3 +103,24 @@ def test_medians_by_weekday_match_hand_values_including_even_counts_and_missing_
     # Monday: median of 1, 3, 5 = 3; Wednesday: median of 2, 4, 7, 8 = (4 + 7) / 2 = 5.5;
     # other weekdays have no value and get 1.0.
     assert _medians_by_weekday(values, weekdays).tolist() == [3.0, 1.0, 5.5, 1.0, 1.0, 1.0, 1.0]
+
+
+def test_sparse_spend_has_no_weekday_pattern_and_a_finite_forecast():
+    # 500 credits every tenth day over 8 weeks (21 Sep, 1, 11, 21, 31 Oct, 10 Nov): every
+    # weekday's median ratio to its 7-day mean is 0, so
+    # no weekday pattern can be told (this used to divide by a zero mean: NaN, then a
+    # crash). The level is the mean, 6 x 500 / 56 a day, with no trend (most pairs of
+    # days are both zero).
+    values = np.zeros(56)
+    values[::10] = 500.0
+    model = DailyModel.fit(values, SUNDAY)
+    assert model.factors == (1.0,) * 7
+    assert model.slope == 0.0
+    assert round(model.level, 6) == round(3000 / 56, 6)
+    dates = [SUNDAY - timedelta(days=55 - i) for i in range(56)]
+    history = pl.DataFrame({"date": dates, "credits": [int(v) for v in values]})
+    me = month_end(history, datetime(2026, 11, 16))
+    # Index 50 is 10 Nov: 500 so far this month; 16-30 Nov: 15 x 3000 / 56 = 803.6 to come.
+    assert me.month_to_date == 500
+    assert me.mid == 1304
+    assert me.low <= me.mid <= me.high
