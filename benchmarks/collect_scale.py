@@ -1,6 +1,7 @@
 """How a collection cycle scales with organizations (issue #12): seconds per org at each size.
 
-    .venv/bin/python benchmarks/collect_scale.py [--sizes 200,2000,10000] [--concurrency 16]
+    .venv/bin/python benchmarks/collect_scale.py [--sizes 200,2000,10000] [--outlooks]
+        [--concurrency N]   (default: the config's collection.concurrency, 8)
 
 For each size N: a sandbox with N organizations, frozen at one instant, serves from a child
 process (so its CPU does not share the collector's interpreter), and two cycles run into a
@@ -211,7 +212,12 @@ def run_size(n: int, concurrency: int, outlooks: bool = False) -> dict[str, floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="200,2000,10000")
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=CollectionConfig().concurrency,
+        help="default: the config's",
+    )
     parser.add_argument("--outlooks", action="store_true", help="with the stored-outlooks step")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
