@@ -409,13 +409,7 @@ def _forecast(row: dict, settings: Settings) -> OrgForecast:
         spend_mtd_credits=row["spend_mtd_credits"],
         spend_30d_credits=row["spend_30d_credits"],
         purchases_30d_credits=row["purchases_30d_credits"],
-        month_end=MonthEnd(
-            as_of,
-            row["month_to_date"],
-            row["month_end_low"],
-            row["month_end_mid"],
-            row["month_end_high"],
-        ),
+        month_end=_month_end(row, as_of),
         daily_rate_credits=row["daily_rate_credits"],
         runout_date=row["runout_date"],
         cap_bound_date=row["cap_bound_date"],
@@ -425,6 +419,17 @@ def _forecast(row: dict, settings: Settings) -> OrgForecast:
         purchases_observed_days=row["purchases_observed_days"],
         purchases_observed_since=row["purchases_observed_since"],
         balances_observed_since=row["balances_observed_since"],
+    )
+
+
+def _month_end(row: dict, as_of: datetime) -> MonthEnd:
+    """The month-end forecast of a stored outlook or roll-up row (same column names)."""
+    return MonthEnd(
+        as_of,
+        row["month_to_date"],
+        row["month_end_low"],
+        row["month_end_mid"],
+        row["month_end_high"],
     )
 
 
@@ -444,13 +449,7 @@ def stored_rollup(
     return Rollup(
         as_of=as_of,
         orgs=tuple(row["orgs"]),
-        month_end=MonthEnd(
-            as_of,
-            row["month_to_date"],
-            row["month_end_low"],
-            row["month_end_mid"],
-            row["month_end_high"],
-        ),
+        month_end=_month_end(row, as_of),
         actual=pl.DataFrame(
             {"date": _window_days(as_of), "credits": pl.Series(row["actual_30d"], dtype=pl.Int64)}
         ),
