@@ -10,6 +10,9 @@ Public API:
 - ``limits_by_day(con, orgs, start, as_of, all_orgs=False) -> pl.DataFrame``: per (org,
   model, day) the day-end and peak rolling-24h counts and the limits in force (the Limits
   page's lines), from the collector's ``model_daily`` roll-up
+- ``org_limit_history(con, orgs, start, as_of, all_orgs=False) -> pl.DataFrame``: per
+  (org, day) the busiest model's share of its daily limit (the Limits page's lines for
+  several orgs), from the collector's ``org_limit_daily`` when ``limit_rollup_kept(con)``
 - ``limits_at(daily, today, at) -> pl.DataFrame``: each (org, model)'s limits at ``at``
 - ``daily_limit_summary(daily, as_of) -> pl.DataFrame``: from ``limits_by_day``, per (org,
   model) the latest count and limits, ``peak_7d`` (busiest day of the last 7 UTC days, today
@@ -41,7 +44,7 @@ import polars as pl
 from runway_costs.analytics.orgs import orgs_with_data, write_state_kept
 from runway_costs.analytics.spend import query
 from runway_costs.analytics.tiers import LIMIT_COLUMNS
-from runway_costs.collector.store import MODEL_DAILY_SQL
+from runway_costs.collector.store import LIMIT_ROLLUP_VERSION, MODEL_DAILY_SQL
 
 __all__ = [
     "PEAK_SHARE",
@@ -51,6 +54,9 @@ __all__ = [
     "limits_by_day",
     "limits_now",
     "latest_models_query",
+    "limit_rollup_kept",
+    "limit_summary",
+    "org_limit_history",
 ]
 
 # A day's busiest rolling-24h count as a share of the daily limit (None without a limit > 0).
@@ -221,6 +227,7 @@ def limits_by_day(
     (an as-of join of days). For "all organizations" the scan skips the per-row org filter
     and the reduced rows are filtered instead (``all_orgs``: ``orgs`` is every org)."""
     orgs = list(orgs)
+    first, start = start, start - timedelta(days=1)  # the day before: first's count at 00:00
     of_orgs = "TRUE" if all_orgs else "org = ANY($orgs)"  # a fixed fragment
     params = {"start": start, "end": as_of} | ({} if all_orgs else {"orgs": orgs})
     sql = f"""
@@ -269,19 +276,159 @@ def limits_by_day(
         pl.col("model") == pl.col("model").shift(1)
     )
     peak = pl.when(pl.col("row_date") == pl.col("date")).then("gens_peak").otherwise("gens_end")
+    return (
+        filled.select(
+            "org",
+            "model",
+            "date",
+            pl.col("gens_end").alias("daily_generations"),
+            # the count at midnight (yesterday's end) belongs to today's peak too
+            pl.max_horizontal(peak, pl.when(same_key).then(pl.col("gens_end").shift(1))).alias(
+                "peak_generations"
+            ),
+            pl.col("lim").alias("max_daily_generations"),
+            pl.col("conc").alias("max_concurrent_generations"),
+            "taken_at",
+        )
+        .with_columns(peak_generations=pl.coalesce("peak_generations", "daily_generations"))
+        .filter(pl.col("date") >= first)
+    )
+
+
+def limit_rollup_kept(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the collector keeps the limit roll-up (``org_limit_daily``) in this
+    database (``meta`` names the version this code knows); an older snapshot not yet
+    migrated does not, and its readers compute from ``model_daily``."""
+    try:
+        rows = con.execute("SELECT value FROM meta WHERE key = 'limit_rollup'").fetchall()
+    except duckdb.CatalogException:
+        return False
+    return bool(rows) and rows[0][0] == LIMIT_ROLLUP_VERSION
+
+
+def org_limit_history(
+    con: duckdb.DuckDBPyConnection,
+    orgs: Sequence[str],
+    start: date,
+    as_of: date,
+    all_orgs: bool = False,
+) -> pl.DataFrame:
+    """Per (org, day) in [start, as_of]: ``used``, the highest share of its daily limit any
+    of the org's models reached that day (None when none has a limit > 0), equal to the
+    maximum over its models of ``limits_by_day``'s ``PEAK_SHARE``, from the collector's
+    ``org_limit_daily`` (``limit_rollup_kept``): orgs x days rows instead of orgs x models
+    x days. A day without a row of its own carries the latest earlier row's ``used_end``
+    (every model's share at that day's end); days before an org's first row are left out."""
+    orgs = list(orgs)
+    of_orgs = "TRUE" if all_orgs else "org = ANY($orgs)"  # a fixed fragment
+    params = {"start": start, "end": as_of} | ({} if all_orgs else {"orgs": orgs})
+    rows = query(
+        con,
+        f"""
+        SELECT org, date, used, used_end FROM org_limit_daily
+        WHERE {of_orgs} AND date >= $start AND date <= $end
+        UNION ALL  -- carried in from before the range: the latest row's end
+        SELECT org, max(date), NULL, arg_max(used_end, date) FROM org_limit_daily
+        WHERE {of_orgs} AND date < $start GROUP BY org
+        """,
+        params,
+    )
+    if all_orgs:
+        rows = rows.filter(pl.col("org").is_in(orgs))
+    days = pl.date_range(start, as_of, "1d", eager=True).alias("date").to_frame()
+    grid = rows.select("org").unique().sort("org").join(days, how="cross")
+    filled = grid.join_asof(
+        rows.sort("date").with_columns(row_date=pl.col("date")),
+        on="date",
+        by="org",
+        check_sortedness=False,  # sorted within each org; polars cannot check
+    ).filter(pl.col("row_date").is_not_null())
     return filled.select(
         "org",
-        "model",
         "date",
-        pl.col("gens_end").alias("daily_generations"),
-        # the count at midnight (yesterday's end) belongs to today's peak too
-        pl.max_horizontal(peak, pl.when(same_key).then(pl.col("gens_end").shift(1))).alias(
-            "peak_generations"
-        ),
-        pl.col("lim").alias("max_daily_generations"),
-        pl.col("conc").alias("max_concurrent_generations"),
-        "taken_at",
-    ).with_columns(peak_generations=pl.coalesce("peak_generations", "daily_generations"))
+        pl.when(pl.col("row_date") == pl.col("date"))
+        .then("used")
+        .otherwise("used_end")
+        .alias("used"),
+    )
+
+
+def limit_summary(
+    con: duckdb.DuckDBPyConnection,
+    orgs: Sequence[str],
+    as_of: date,
+    all_orgs: bool = False,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``daily_limit_summary(limits_by_day(...), as_of)`` and the rows of the day before
+    ``as_of`` that ``limits_at`` reads (org, model, date, the limits), computed over the
+    ``model_daily`` rows of the last 30 days and each (org, model)'s row in force before
+    them, grouped, without carrying every model over every day: a row's own day peaks at
+    ``greatest(gens_peak, previous row's gens_end)`` and it is carried, at ``gens_end``,
+    to the day before the next row (or through ``as_of``), so a carried day at the limit
+    counts once per day it covers. Equal to the grid's figures (tests/analytics)."""
+    orgs = list(orgs)
+    of_orgs = "TRUE" if all_orgs else "org = ANY($orgs)"  # a fixed fragment
+    d30, d7 = as_of - timedelta(days=29), as_of - timedelta(days=6)
+    params = {"d30": d30, "d7": d7, "end": as_of} | ({} if all_orgs else {"orgs": orgs})
+    frame = query(
+        con,
+        f"""
+        WITH rows AS (
+            SELECT org, model, date, gens_end, gens_peak, max_daily_generations AS lim,
+                   max_concurrent_generations AS conc, last_taken_at, FALSE AS anchor
+            FROM model_daily WHERE {of_orgs} AND date >= $d30 AND date <= $end
+            UNION ALL  -- in force at 00:00 of the first day
+            SELECT org, model, max(date), arg_max(gens_end, date), NULL,
+                   arg_max_null(max_daily_generations, date),
+                   arg_max_null(max_concurrent_generations, date), max(last_taken_at), TRUE
+            FROM model_daily WHERE {of_orgs} AND date < $d30 GROUP BY org, model),
+        w AS (
+            SELECT *, lag(gens_end) OVER p AS prev_end, lead(date) OVER p AS next_date
+            FROM rows WINDOW p AS (PARTITION BY org, model ORDER BY date))
+        SELECT org, model,
+               arg_max(gens_end, date) AS daily_generations,
+               arg_max_null(lim, date) AS max_daily_generations,
+               arg_max_null(conc, date) AS max_concurrent_generations,
+               max(last_taken_at) AS observed_at,
+               max(CASE WHEN NOT anchor AND date >= $d7 THEN greatest(gens_peak, prev_end)
+                        WHEN next_date IS NULL OR next_date > $d7 THEN gens_end END)
+                   AS peak_7d,
+               sum(CASE WHEN NOT anchor AND lim > 0
+                             AND greatest(gens_peak, prev_end) >= lim THEN 1 ELSE 0 END
+                   + CASE WHEN lim > 0 AND gens_end >= lim
+                          THEN coalesce(next_date, $end + 1) - greatest(date + 1, $d30)
+                          ELSE 0 END) AS days_at_limit_30d,
+               max(date) FILTER (WHERE date < $end) AS before_date,
+               arg_max_null(conc, date) FILTER (WHERE date < $end) AS before_conc,
+               arg_max_null(lim, date) FILTER (WHERE date < $end) AS before_lim
+        FROM w GROUP BY org, model ORDER BY org, model
+        """,
+        params,
+    )
+    if all_orgs:
+        frame = frame.filter(pl.col("org").is_in(orgs))
+    current = frame.select(
+        "org",
+        "model",
+        "daily_generations",
+        "max_daily_generations",
+        "max_concurrent_generations",
+        "observed_at",
+        "peak_7d",
+        pl.col("days_at_limit_30d").cast(pl.UInt32),
+    ).with_columns(
+        usage_ratio=pl.when(pl.col("max_daily_generations") > 0).then(
+            pl.col("daily_generations") / pl.col("max_daily_generations")
+        )
+    )
+    before = frame.filter(pl.col("before_date").is_not_null()).select(
+        "org",
+        "model",
+        pl.lit(as_of - timedelta(days=1)).alias("date"),
+        pl.col("before_conc").alias("max_concurrent_generations"),
+        pl.col("before_lim").alias("max_daily_generations"),
+    )
+    return current, before
 
 
 def limits_at(daily: pl.DataFrame, today: pl.DataFrame, at: datetime) -> pl.DataFrame:

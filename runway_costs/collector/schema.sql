@@ -164,3 +164,34 @@ CREATE TABLE IF NOT EXISTS usage_coverage (
     covered_at TIMESTAMP NOT NULL,
     PRIMARY KEY (org, date)
 );
+
+-- Limit roll-up (issue #12), kept by the collector in the org's transaction like
+-- model_daily and filled once by ensure_schema (meta 'limit_rollup'); the Limits page for
+-- many orgs reads org_limit_daily (orgs x days) instead of carrying each (org, model)
+-- over every day (orgs x models x days). Readers fall back without it.
+
+-- Per (org, model): the count in force at 00:00 of the model's latest day (the previous
+-- model_daily row's gens_end; NULL for its first row), so the day's peak including
+-- midnight can be recomputed by a later write the same day.
+CREATE TABLE IF NOT EXISTS model_day_start (
+    org        VARCHAR NOT NULL,
+    model      VARCHAR NOT NULL,
+    date       DATE    NOT NULL,
+    gens_start INTEGER
+    -- unique per (org, model), kept by the writer (delete then insert), no key: small
+);
+
+-- Per (org, UTC day with a model_daily row): used, the highest share of its daily limit
+-- any of the org's models reached that day (for a model with a row that day
+-- greatest(gens_peak, count at 00:00) / max_daily_generations, for the others their
+-- carried gens_end / limit; limit NULL or 0: no share, NULL when no model has one), and
+-- used_end, the same at the day's end (gens_end / limit of every model), which the days
+-- without a row carry.
+CREATE TABLE IF NOT EXISTS org_limit_daily (
+    org      VARCHAR NOT NULL,
+    date     DATE    NOT NULL,
+    used     DOUBLE,
+    used_end DOUBLE
+    -- unique per (org, date), kept by the writer (delete then insert): a key would weigh
+    -- more than these rows
+);

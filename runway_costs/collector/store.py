@@ -24,6 +24,8 @@ Public API:
     rebuild_model_daily(con) -> int                              (rows in model_daily)
     rebuild_write_state(con) -> None          (org_usage_totals, org_latest, model_latest,
                                                usage_coverage recomputed from the tables)
+    rebuild_limit_rollup(con) -> int     (model_day_start, org_limit_daily from model_daily;
+                                          rebuild_model_daily and rebuild_write_state too)
     last_usage_dates(con) -> dict[str, date]
     publish_snapshot(db_path) -> Path
     adopt_database(db_path) -> list[str]                     (the other tables kept)
@@ -63,6 +65,7 @@ from runway_costs.collector.writes import (  # the write path's home; importable
     MODEL_LATEST_SQL,
     OrgWrite,
     RunRecord,
+    fill_limit_rollup,
     rollback_quietly,
     unregister_quietly,  # noqa: F401
     write_org_results,
@@ -72,6 +75,8 @@ from runway_costs.core.files import snapshot_path
 SCHEMA_VERSION = "1"
 # Bumped when the write-state tables change meaning: ensure_schema rebuilds them once.
 WRITE_STATE_VERSION = "1"
+# meta 'limit_rollup': the limit roll-up (model_day_start, org_limit_daily) is kept here.
+LIMIT_ROLLUP_VERSION = "1"
 LIVE_OPEN_WAIT_SECONDS = 30.0
 DATA_TABLES = (
     "org_snapshots",
@@ -84,6 +89,8 @@ DATA_TABLES = (
     "org_latest",
     "model_latest",
     "usage_coverage",
+    "model_day_start",
+    "org_limit_daily",
 )
 # History tables without a primary key (schema.sql says why); older databases had one.
 KEYLESS_TABLES = ("org_snapshots", "model_snapshots", "usage_revisions", "collection_runs")
@@ -129,6 +136,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     state = con.execute("SELECT value FROM meta WHERE key = 'write_state'").fetchall()
     if not state or state[0][0] != WRITE_STATE_VERSION:  # from before the write-state tables
         rebuild_write_state(con)
+    rollup = con.execute("SELECT value FROM meta WHERE key = 'limit_rollup'").fetchall()
+    if not rollup or rollup[0][0] != LIMIT_ROLLUP_VERSION:  # from before the limit roll-up
+        rebuild_limit_rollup(con)
 
 
 def drop_history_keys(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -181,6 +191,7 @@ def rebuild_model_daily(con: duckdb.DuckDBPyConnection) -> int:
         con.execute("INSERT INTO model_daily " + MODEL_DAILY_SQL.format(where="TRUE"))
         con.execute("DELETE FROM model_latest")
         con.execute("INSERT INTO model_latest " + MODEL_LATEST_SQL.format(where="TRUE"))
+        _fill_all_limit_rollup(con)
         con.commit()
     except BaseException:
         rollback_quietly(con)
@@ -233,10 +244,32 @@ def rebuild_write_state(con: duckdb.DuckDBPyConnection) -> None:
             """
         )
         con.execute("INSERT OR REPLACE INTO meta VALUES ('write_state', ?)", [WRITE_STATE_VERSION])
+        _fill_all_limit_rollup(con)
         con.commit()
     except BaseException:
         rollback_quietly(con)
         raise
+
+
+def rebuild_limit_rollup(con: duckdb.DuckDBPyConnection) -> int:
+    """Recompute the limit roll-up (``model_day_start``, ``org_limit_daily``) from
+    model_daily, in one transaction, and mark it kept (meta 'limit_rollup'): the one-off
+    fill of a database from before it (``ensure_schema``), set-based over every org.
+    ``rebuild_model_daily`` and ``rebuild_write_state`` do it too. Returns the rows of
+    org_limit_daily. Call it outside a transaction."""
+    con.begin()
+    try:
+        _fill_all_limit_rollup(con)
+        con.commit()
+    except BaseException:
+        rollback_quietly(con)
+        raise
+    return int(con.execute("SELECT count(*) FROM org_limit_daily").fetchall()[0][0])
+
+
+def _fill_all_limit_rollup(con: duckdb.DuckDBPyConnection) -> None:
+    fill_limit_rollup(con, "TRUE", {})
+    con.execute("INSERT OR REPLACE INTO meta VALUES ('limit_rollup', ?)", [LIMIT_ROLLUP_VERSION])
 
 
 def foreign_tables(con: duckdb.DuckDBPyConnection) -> list[str]:

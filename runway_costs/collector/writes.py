@@ -80,6 +80,46 @@ MODEL_LATEST_SQL = """
 """
 
 
+# The limit roll-up (schema.sql: model_day_start, org_limit_daily) of the orgs picked by
+# ``{where}`` (on org), derived from model_daily alone: each (org, model)'s count at 00:00 of
+# a day is its previous row's gens_end (lag); each org day with a row gets, for every model
+# seen by then, the row in force (an as-of join), its day's share (peak with midnight) when
+# the row is that day's, else its end share, and the maximum of each over the models.
+MODEL_DAY_START_SQL = """
+    SELECT org, model, date, gens_start FROM (
+        SELECT org, model, date,
+               lag(gens_end) OVER (PARTITION BY org, model ORDER BY date) AS gens_start
+        FROM model_daily WHERE {where})
+    QUALIFY row_number() OVER (PARTITION BY org, model ORDER BY date DESC) = 1
+"""
+ORG_LIMIT_DAILY_SQL = """
+    WITH md AS (
+        SELECT org, model, date, gens_end, max_daily_generations AS lim,
+               greatest(gens_peak, lag(gens_end) OVER (PARTITION BY org, model ORDER BY date))
+                   AS peak
+        FROM model_daily WHERE {where}),
+    od AS (SELECT DISTINCT org, date FROM md),
+    om AS (SELECT DISTINCT org, model FROM md),
+    g AS (SELECT od.org, od.date, om.model FROM od JOIN om ON om.org = od.org)
+    SELECT g.org, g.date,
+           max(CASE WHEN m.lim > 0 THEN (CASE WHEN m.date = g.date THEN m.peak
+                                              ELSE m.gens_end END) / m.lim END) AS used,
+           max(CASE WHEN m.lim > 0 THEN m.gens_end / m.lim END) AS used_end
+    FROM g ASOF JOIN md m ON m.org = g.org AND m.model = g.model AND g.date >= m.date
+    GROUP BY g.org, g.date
+"""
+
+
+def fill_limit_rollup(con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any]) -> None:
+    """Recompute the limit roll-up of the orgs ``where`` picks (a condition on ``org``)
+    from their model_daily rows, inside the caller's transaction: the migration, the
+    rebuilds, and the writer's exact path (a row at or before a stored one)."""
+    con.execute(f"DELETE FROM model_day_start WHERE {where}", params)
+    con.execute(f"DELETE FROM org_limit_daily WHERE {where}", params)
+    con.execute("INSERT INTO model_day_start " + MODEL_DAY_START_SQL.format(where=where), params)
+    con.execute("INSERT INTO org_limit_daily " + ORG_LIMIT_DAILY_SQL.format(where=where), params)
+
+
 @dataclass(frozen=True, slots=True)
 class RunRecord:
     """The facts of one org's run that end up in its ``collection_runs`` row."""
@@ -335,6 +375,7 @@ def _write_snapshots(con: duckdb.DuckDBPyConnection, items: Sequence[OrgWrite]) 
                CASE WHEN CAST(l.taken_at AS DATE) = CAST(n.taken_at AS DATE)
                     THEN greatest(l.day_peak, n.daily_generations)
                     ELSE n.daily_generations END AS day_peak
+               , l.daily_generations AS prev_gens, CAST(l.taken_at AS DATE) AS prev_day
         FROM _w_models n
         LEFT JOIN (SELECT * FROM model_latest WHERE list_contains($orgs, org)) l
           ON l.org = n.org AND l.model = n.model
@@ -394,7 +435,75 @@ def _write_snapshots(con: duckdb.DuckDBPyConnection, items: Sequence[OrgWrite]) 
         )
     if not backward.is_empty():
         _refresh_model_days(con, _instants(backward))
+    _write_limit_rollup(con, forward.any(), backward)
     return counts
+
+
+def _write_limit_rollup(
+    con: duckdb.DuckDBPyConnection, forward: bool, backward: pl.DataFrame
+) -> None:
+    """Move the limit roll-up with the rows of ``_w_changed`` (after model_daily and
+    model_latest): a model's first row of a day keeps its count at 00:00 (the latest row's
+    generations) in model_day_start, and each org's row of the day in org_limit_daily is
+    computed again from its models' latest rows (model_latest: one row per model). An org
+    with a row at or before a stored one, or with a model already on a later day, takes
+    the exact path: its roll-up recomputed from model_daily."""
+    exact: list[str] = backward["org"].unique().to_list()
+    if forward:
+        new_day = "forward AND (prev_day IS NULL OR prev_day < CAST(taken_at AS DATE))"
+        con.execute(
+            f"""
+            DELETE FROM model_day_start WHERE EXISTS (
+                SELECT 1 FROM _w_changed c WHERE {new_day}
+                  AND c.org = model_day_start.org AND c.model = model_day_start.model)
+            """
+        )
+        con.execute(
+            f"""
+            INSERT INTO model_day_start
+            SELECT org, model, CAST(taken_at AS DATE), prev_gens FROM _w_changed
+            WHERE {new_day}
+            """
+        )
+        days = _query(
+            con,
+            """
+            WITH t AS (SELECT DISTINCT org, CAST(taken_at AS DATE) AS date FROM _w_changed
+                       WHERE forward AND NOT list_contains($exact, org))
+            SELECT t.org, t.date,
+                   max(CASE WHEN l.max_daily_generations > 0 THEN
+                       (CASE WHEN CAST(l.taken_at AS DATE) = t.date
+                             THEN greatest(l.day_peak, s.gens_start)
+                             ELSE l.daily_generations END) / l.max_daily_generations END) AS used,
+                   max(CASE WHEN l.max_daily_generations > 0
+                            THEN l.daily_generations / l.max_daily_generations END) AS used_end,
+                   max(CAST(l.taken_at AS DATE)) > t.date AS later
+            FROM t
+            JOIN (SELECT * FROM model_latest WHERE list_contains($orgs, org)) l ON l.org = t.org
+            LEFT JOIN (SELECT * FROM model_day_start WHERE list_contains($orgs, org)) s
+              ON s.org = l.org AND s.model = l.model AND s.date = t.date
+            GROUP BY t.org, t.date
+            """,
+            {
+                "exact": exact,
+                "orgs": _query(con, "SELECT DISTINCT org FROM _w_changed")["org"].to_list(),
+            },
+        )
+        exact += days.filter(pl.col("later"))["org"].to_list()
+        con.register("_w_limit_days", days.filter(~pl.col("later")).drop("later"))
+        con.execute(
+            """
+            DELETE FROM org_limit_daily WHERE EXISTS (
+                SELECT 1 FROM _w_limit_days d
+                WHERE d.org = org_limit_daily.org AND d.date = org_limit_daily.date)
+              AND date >= $first
+            """,
+            {"first": days["date"].min()},
+        )
+        con.execute("INSERT INTO org_limit_daily SELECT * FROM _w_limit_days")
+        unregister_quietly(con, "_w_limit_days")
+    if exact:
+        fill_limit_rollup(con, "list_contains($orgs, org)", {"orgs": sorted(set(exact))})
 
 
 def _instants(rows: pl.DataFrame) -> dict[str, Any]:

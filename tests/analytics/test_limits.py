@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
+import polars as pl
 import pytest
 
-from runway_costs.analytics.limits import limit_use, limits_now
+from runway_costs.analytics.limits import (
+    PEAK_SHARE,
+    limit_rollup_kept,
+    limit_use,
+    limits_by_day,
+    limits_now,
+    org_limit_history,
+)
 from runway_costs.collector.store import rebuild_model_daily
 from tests.analytics.conftest import add_model, new_db
 
@@ -158,3 +166,65 @@ def test_limits_now_takes_rows_of_as_of_day_up_to_as_of(tmp_path):
     assert limits_now(con, datetime(2026, 11, 1, 8), ["acme"]).rows() == [
         ("acme", "gen4.5", 150, 200, 0.75, 2, datetime(2026, 10, 31, 23))
     ]
+
+
+# --- the all-organizations history from the collector's roll-up ----------------------
+
+
+def old_way(con, orgs, start, as_of):
+    """The history as computed before the roll-up: every (org, model) carried over every
+    day (``limits_by_day``), the busiest model's share per org and day."""
+    return (
+        limits_by_day(con, orgs, start, as_of, all_orgs=True)
+        .with_columns(used=PEAK_SHARE)
+        .group_by("org", "date")
+        .agg(pl.col("used").max())
+        .sort("org", "date")
+    )
+
+
+def hand_seeded(path):
+    con = new_db(path)
+    # acme gen4.5, limit 200: 150 in force at 00:00 on 11-02 (above that day's own 100),
+    # no row on 11-03 (carried), 210 then 120 on 11-04, no row on 11-05 (carried)
+    for at, gens in [
+        (datetime(2026, 10, 30, 10), 150),
+        (datetime(2026, 11, 2, 9), 100),
+        (datetime(2026, 11, 4, 6), 210),
+        (datetime(2026, 11, 4, 20), 120),
+    ]:
+        add_model(con, "acme", at, "gen4.5", gens, 200)
+    add_model(con, "acme", datetime(2026, 11, 3, 8), "veo3.1", 500, 0)  # limit 0: no share
+    con.execute(  # limits NULL: no share
+        "INSERT INTO model_snapshots VALUES ('acme', '2026-11-02 12:00', 'kling3.0_pro', "
+        "NULL, NULL, 5), ('beta', '2026-11-03 10:00', 'kling3.0_pro', NULL, NULL, 7)"
+    )
+    add_model(con, "acme", datetime(2026, 11, 5, 3), "aleph", 90, 100)  # first row 11-05
+    add_model(con, "gamma", datetime(2026, 10, 20), "gen4.5", 180, 200)  # only before
+    rebuild_model_daily(con)  # model_daily and the limit roll-up, as the migration does
+    return con
+
+
+def test_all_orgs_history_from_the_rollup_hand_values(tmp_path):
+    con = hand_seeded(tmp_path / "limits.duckdb")
+    assert limit_rollup_kept(con)
+    got = org_limit_history(con, ["acme", "beta", "gamma"], date(2026, 11, 2), date(2026, 11, 5))
+    d = [date(2026, 11, n) for n in (2, 3, 4, 5)]
+    assert got.sort("org", "date").rows() == [
+        ("acme", d[0], 0.75),  # 150 at 00:00 / 200
+        ("acme", d[1], 0.5),  # gen4.5 carried 100 / 200; veo3.1 limit 0, kling NULL
+        ("acme", d[2], 1.05),  # 210 / 200
+        ("acme", d[3], 0.9),  # aleph 90 / 100 above gen4.5's carried 120 / 200
+        ("beta", d[1], None),  # no model with a limit; nothing before its first row
+        ("beta", d[2], None),
+        ("beta", d[3], None),
+        ("gamma", d[0], 0.9),  # carried from 10-20
+        ("gamma", d[1], 0.9),
+        ("gamma", d[2], 0.9),
+        ("gamma", d[3], 0.9),
+    ]
+    old = old_way(con, ["acme", "beta", "gamma"], date(2026, 11, 2), date(2026, 11, 5))
+    assert got.sort("org", "date").equals(old.select("org", "date", "used"))
+    # one org, and a window starting on a carried day
+    one = org_limit_history(con, ["acme"], date(2026, 11, 3), date(2026, 11, 5))
+    assert one.sort("date")["used"].to_list() == [0.5, 1.05, 0.9]

@@ -27,7 +27,7 @@ from runway_costs.collector.models import (
     UsageRow,
     UsageWindow,
 )
-from runway_costs.collector.store import RunRecord, ensure_schema
+from runway_costs.collector.store import RunRecord, ensure_schema, rebuild_limit_rollup
 from runway_costs.collector.writes import OrgWrite, write_org_results
 from runway_costs.core.clock import fixed_clock
 from runway_costs.core.config import OrgConfig, Settings
@@ -45,6 +45,8 @@ TABLES = (
     "model_latest",
     "usage_coverage",
     "collection_runs",
+    "model_day_start",
+    "org_limit_daily",
 )
 T0 = datetime(2026, 11, 24, 12, 0)
 DAY0 = date(2026, 11, 18)
@@ -155,20 +157,25 @@ def batches(rng: random.Random, items: list[OrgWrite]) -> list[list[OrgWrite]]:
     return out
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(24))
 def test_batches_store_what_org_by_org_writes_store(seed):
     rng = random.Random(seed)
     orgs = [f"org-{i}" for i in range(rng.randint(1, 7))]
     one_by_one, batched = fresh(), fresh()
+    # odd seeds: cycles 7 hours apart, so models carry over days without rows
+    step = timedelta(hours=7) if seed % 2 else timedelta(minutes=15)
     last: dict[str, datetime] = {}
     at = T0
     for n in range(6):
         if n and rng.random() < 0.7:  # else the previous cycle's instant again
-            at = T0 + timedelta(minutes=15 * n)
+            at = T0 + step * n
         items = [random_item(rng, org, at, last) for org in rng.sample(orgs, len(orgs))]
         expected = [reference_write(one_by_one, item) for item in items]
         got = [n for batch in batches(rng, items) for n in write_org_results(batched, batch)]
         assert got == expected, f"cycle {n}"
+        # the frozen writer knows no limit roll-up: derive it from its model_daily (the
+        # migration's path), which the batches must have kept row for row
+        rebuild_limit_rollup(one_by_one)
         assert tables(batched) == tables(one_by_one), f"cycle {n}"
 
 

@@ -86,26 +86,45 @@ def limits(
     table = tiertable_mod.load_tiers()
     orgs = scope.org_list
     midnight = datetime.combine(as_of, datetime.min.time(), at.tzinfo)
-    with ThreadPoolExecutor(max_workers=2) as pool:  # DuckDB queries release the GIL
+    # several orgs: the chart from the collector's per-org roll-up (orgs x days), and the
+    # "now" table grouped from 30 days of model_daily: no (org, model) carried over days
+    rollup = len(scope.orgs) > 1 and limits_mod.limit_rollup_kept(con)
+    with ThreadPoolExecutor(max_workers=3) as pool:  # DuckDB queries release the GIL
         facts_job = pool.submit(tiers_mod.tier_facts, cursor(con), at, orgs)
         today_job = pool.submit(tiers_mod.latest_limits, cursor(con), at, orgs, midnight)
-        daily = limits_mod.limits_by_day(
-            cursor(con), orgs, min(start, window_start(as_of)), as_of, scope.all_orgs
+        history_job = (
+            pool.submit(
+                limits_mod.org_limit_history, cursor(con), orgs, start, as_of, scope.all_orgs
+            )
+            if rollup
+            else None
         )
+        if rollup:  # the "now" table grouped from 30 days of model_daily, no day grid
+            current, daily = limits_mod.limit_summary(cursor(con), orgs, as_of, scope.all_orgs)
+        else:
+            daily = limits_mod.limits_by_day(
+                cursor(con), orgs, min(start, window_start(as_of)), as_of, scope.all_orgs
+            )
+            current = limits_mod.daily_limit_summary(daily, as_of)
         facts, today = facts_job.result(), today_job.result()
     progress = tiers_mod.progress_from(
         table, at, facts, limits_mod.limits_at(daily, today, at), settings.credit_usd
     )
-    current = limits_mod.daily_limit_summary(daily, as_of)
-    history = daily.filter(pl.col("date") >= start).with_columns(used=limits_mod.PEAK_SHARE)
-    if len(scope.orgs) > 1:
+    if history_job is not None:
+        history = history_job.result().with_columns(series=pl.col("org") + " (busiest model)")
+    elif len(scope.orgs) > 1:
+        history = daily.filter(pl.col("date") >= start).with_columns(used=limits_mod.PEAK_SHARE)
         history = (
             history.group_by("org", "date")
             .agg(pl.col("used").max())
             .with_columns(series=pl.col("org") + " (busiest model)")
         )
     else:
-        history = history.with_columns(series=pl.col("model"))
+        history = (
+            daily.filter(pl.col("date") >= start)
+            .with_columns(used=limits_mod.PEAK_SHARE)
+            .with_columns(series=pl.col("model"))
+        )
     return LimitsData(
         scope=scope,
         as_of=as_of,
