@@ -401,10 +401,10 @@ def limit_summary(
                max(date) FILTER (WHERE date < $end) AS before_date,
                arg_max_null(conc, date) FILTER (WHERE date < $end) AS before_conc,
                arg_max_null(lim, date) FILTER (WHERE date < $end) AS before_lim
-        FROM w GROUP BY org, model ORDER BY org, model
+        FROM w GROUP BY org, model
         """,
         params,
-    )
+    ).sort("org", "model")  # 60k rows at 1,000 orgs: cheaper here than in the query
     if all_orgs:
         frame = frame.filter(pl.col("org").is_in(orgs))
     current = frame.select(
