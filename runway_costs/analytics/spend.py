@@ -279,16 +279,7 @@ def spend_by_date_model(
     end], summed over the organizations: what a page of many organizations draws (days x
     models), never their orgs x days x models rows. Days and models without a row are
     absent; ``orgs=None``: every organization, with no filter to evaluate."""
-    return query(
-        con,
-        f"""
-        SELECT date, model, CAST(sum(credits) AS BIGINT) AS credits, count(*) AS rows
-        FROM daily_usage
-        WHERE date BETWEEN $start AND $end AND {org_predicate(orgs)}
-        GROUP BY date, model ORDER BY date, model
-        """,
-        {"start": start, "end": end, **_org_params(orgs)},
-    ).with_columns(usd=usd(pl.col("credits"), credit_usd))
+    return _sums(con, "date, model", ", count(*) AS rows", orgs, start, end, credit_usd)
 
 
 def spend_by_org_date(
@@ -300,12 +291,27 @@ def spend_by_org_date(
 ) -> pl.DataFrame:
     """org, date, credits, usd in [start, end], summed over models; only days with a stored
     row (``spend_daily`` zero-fills); ``orgs=None``: every organization, no filter."""
+    return _sums(con, "org, date", "", orgs, start, end, credit_usd)
+
+
+def _sums(
+    con: duckdb.DuckDBPyConnection,
+    keys: str,
+    extra: str,
+    orgs: Sequence[str] | None,
+    start: date,
+    end: date,
+    credit_usd: float,
+) -> pl.DataFrame:
+    """``daily_usage`` credits in [start, end] summed per ``keys`` (a fixed column list,
+    never user text), in ``keys`` order, with ``usd``; ``extra``: more aggregates."""
     return query(
         con,
         f"""
-        SELECT org, date, CAST(sum(credits) AS BIGINT) AS credits FROM daily_usage
+        SELECT {keys}, CAST(sum(credits) AS BIGINT) AS credits{extra}
+        FROM daily_usage
         WHERE date BETWEEN $start AND $end AND {org_predicate(orgs)}
-        GROUP BY org, date ORDER BY org, date
+        GROUP BY {keys} ORDER BY {keys}
         """,
         {"start": start, "end": end, **_org_params(orgs)},
     ).with_columns(usd=usd(pl.col("credits"), credit_usd))
