@@ -23,10 +23,12 @@ size) is that table's bytes, with its indexes. Two layouts in the same run:
 
 Then publishing (``store.publish_snapshot``: the whole file copied, fsynced, renamed) on the
 new layout with 1x, 2x, 4x the history (``--history``, whole years appended), to show how it
-grows; and the partitioned design measured as a prototype (closed months of the append-only
-tables written once to Parquet, the live file holding the current month): Parquet bytes per
-org-year, the live part's size and publish time, and a reader query over a view (live part +
-Parquet) against the same query on the table. Prints figures and ratios; asserts nothing.
+grows; and the shipped archive (``collector.archive``) on a copy of the same file: the first
+archive step (every day past each table's live days written once to Parquet parts), the live
+file rewritten without its freed blocks, its size and publish time, then a day later (one
+more generated day moved by the step) again, and reader queries through the readers' views
+(live part + parts) against the same queries on the whole file. Prints figures and ratios;
+asserts nothing.
 
 Needs ~7 GB of free disk under --dir at the defaults (the 4x file is 6 GB) and took 46 min
 on a busy 2-core machine; ``--orgs 10 --history 1,2`` gives the same bytes per org-year in
@@ -48,7 +50,13 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from runway_costs.collector.archive import (  # noqa: E402
+    archive_step,
+    create_history_views,
+    vacuum_if_sparse,
+)
 from runway_costs.collector.store import publish_snapshot, schema_sql  # noqa: E402
+from runway_costs.core.files import parts_dir, snapshot_path  # noqa: E402
 
 START = datetime(2025, 1, 1)
 SLOTS_PER_DAY = 96  # 15-minute polling
@@ -217,118 +225,89 @@ def print_layouts(old: dict[str, int], new: dict[str, int], old_orgs: int, orgs:
     print(f"  {'total':<18} {a:8.2f} {b:8.2f} {a / b:7.1f}x   (target < 20 MB)")
 
 
-# The partitioned design: per table, its time column and how long rows stay in the live file.
-# Append-only tables (and model_daily, written for the snapshot's day only) keep the current
-# and the previous month; revisable tables keep every day a usage window can still reach
-# (the API serves 90 days: the month of today-120 days and after).
-ARCHIVED = {
-    "model_snapshots": ("taken_at", "recent"),
-    "org_snapshots": ("taken_at", "recent"),
-    "collection_runs": ("started_at", "recent"),
-    "usage_revisions": ("seen_at", "recent"),
-    "model_daily": ("date", "recent"),
-    "daily_usage": ("date", "window"),
-    "key_usage": ("date", "window"),
-    "usage_coverage": ("date", "window"),
-}
 READER_QUERIES = {
     "limits: one org's model_snapshots, 60 days": """
         SELECT model, count(*), max(daily_generations) FROM model_snapshots
-        WHERE org = 'org0001' AND taken_at >= $anchor - INTERVAL 60 DAY GROUP BY model""",
-    "status: every org's last run (all history)": """
-        SELECT org, arg_max(status, run_id), max(finished_at) FROM collection_runs
-        GROUP BY org""",
+        WHERE org = 'org0001' AND taken_at >= $anchor - INTERVAL 60 DAY AND taken_at <= $anchor
+        GROUP BY model""",
+    "status: every org's runs of a week": """
+        SELECT org, count(*), max(finished_at) FROM collection_runs
+        WHERE started_at >= $anchor - INTERVAL 7 DAY AND started_at <= $anchor GROUP BY org""",
     "spend: every org, 90 days of daily_usage": """
         SELECT org, sum(credits) FROM daily_usage
-        WHERE date >= CAST($anchor AS DATE) - 90 GROUP BY org""",
+        WHERE date >= CAST($anchor AS DATE) - 90 AND date <= CAST($anchor AS DATE) GROUP BY org""",
     "revisions: one org, a year": """
         SELECT count(*), sum(new_credits) FROM usage_revisions
-        WHERE org = 'org0001' AND date >= CAST($anchor AS DATE) - 365""",
+        WHERE org = 'org0001' AND date >= CAST($anchor AS DATE) - 365
+          AND date <= CAST($anchor AS DATE)""",
     "balance: one org's org_snapshots, 2 years": """
         SELECT count(*), min(credit_balance) FROM org_snapshots
-        WHERE org = 'org0001' AND taken_at >= $anchor - INTERVAL 730 DAY""",
+        WHERE org = 'org0001' AND taken_at >= $anchor - INTERVAL 730 DAY
+          AND taken_at <= $anchor""",
 }
 
 
-def _month(d: datetime, back: int = 0) -> datetime:
-    index = d.year * 12 + d.month - 1 - back
-    return datetime(index // 12, index % 12 + 1, 1)
-
-
-def partition_prototype(db: Path, work: Path, orgs: int, years: int) -> float:
-    """The partitioned design measured on ``db`` (left as it is): each closed month of
-    every table past its live period written once to its own Parquet file, the live file
-    holding the rest (built fresh: after archiving in place DuckDB reuses the freed blocks,
-    so a live file stays at ~1.5x its rows' size, measured separately), published as
-    today; readers' SQL unchanged over temp views. Returns the live part's publish time."""
-    parts = work / "parts"
-    shutil.rmtree(parts, ignore_errors=True)
-    parts.mkdir()
-    live = work / "live.duckdb"
-    live.unlink(missing_ok=True)
-    con = duckdb.connect()
-    files: dict[str, list[str]] = {t: [] for t in ARCHIVED}
+def archived_publish(db: Path, work: Path, orgs: int, models: int, years: int) -> float:
+    """The shipped design on a copy of ``db``: ``collector.archive.archive_step`` at the
+    last generated instant (every day past each table's live days written once to Parquet
+    parts), the live file rewritten tight (``vacuum_if_sparse``, once), then published as
+    every cycle does; then a day later (one more generated day, the step moving that day)
+    published again. Reader queries over the views against the same on the whole file.
+    Returns the steady publish time."""
+    live = work / "archived" / "runway.duckdb"
+    shutil.rmtree(live.parent, ignore_errors=True)
+    live.parent.mkdir()
+    shutil.copyfile(db, live)
+    con = duckdb.connect(str(live))
     try:
-        con.execute(f"ATTACH '{db}' AS src (READ_ONLY)")
-        con.execute(f"ATTACH '{live}' AS live")
-        anchor = con.execute("SELECT max(taken_at) FROM src.org_snapshots").fetchall()[0][0]
-        cut = {"recent": _month(anchor, 1), "window": _month(anchor - timedelta(days=120))}
+        con.execute(schema_sql())  # the manifest table (the generator predates it)
+        anchor = con.execute("SELECT max(taken_at) FROM org_snapshots").fetchall()[0][0]
         t0 = time.perf_counter()
-        month_seconds = 0.0
-        for table, (col, policy) in ARCHIVED.items():
-            first = con.execute(f"SELECT min({col}) FROM src.{table}").fetchall()[0][0]
-            m = _month(datetime(first.year, first.month, 1))
-            while m < cut[policy]:
-                nxt = _month(m, -1)
-                path = parts / f"{table}-{m:%Y-%m}.parquet"
-                t1 = time.perf_counter()
-                con.execute(
-                    f"COPY (SELECT * FROM src.{table} WHERE {col} >= $a AND {col} < $b) "
-                    f"TO '{path}' (FORMAT parquet, COMPRESSION zstd)",
-                    {"a": m, "b": nxt},
-                )
-                if nxt == cut[policy]:
-                    month_seconds += time.perf_counter() - t1
-                files[table].append(str(path))
-                m = nxt
-        written = time.perf_counter() - t0
-        con.execute("COPY FROM DATABASE src TO live (SCHEMA)")
-        for table in GENERATORS:
-            col, policy = ARCHIVED[table]
-            con.execute(
-                f"INSERT INTO live.{table} SELECT * FROM src.{table} WHERE {col} >= $c",
-                {"c": cut[policy]},
-            )
-        con.execute("DETACH live")
+        first = archive_step(con, live, anchor)
+        first_seconds = time.perf_counter() - t0
+        con.execute("CHECKPOINT")
     finally:
         con.close()
-    part_bytes = sum(f.stat().st_size for f in parts.glob("*.parquet"))
+    t0 = time.perf_counter()
+    vacuum_if_sparse(live)
+    vacuum_seconds = time.perf_counter() - t0
+    publish_first = timed_publish(live)
+    next_day = datetime(anchor.year, anchor.month, anchor.day) + timedelta(days=1)
+    con = duckdb.connect(str(live))
+    try:
+        fill(con, orgs, models, next_day, 1)
+        t0 = time.perf_counter()
+        daily = archive_step(con, live, next_day + timedelta(days=1))
+        daily_seconds = time.perf_counter() - t0
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
     publish = timed_publish(live)
+    parts = parts_dir(live)
+    part_bytes = sum(f.stat().st_size for f in parts.glob("*.parquet"))
     print(
-        f"  partitioned: {sum(len(f) for f in files.values())} Parquet files, "
-        f"{per_org_year(part_bytes, orgs, years):.2f} MB per org-year of history "
-        f"(written once: {written:.1f} s for all, {month_seconds:.2f} s for the newest month); "
-        f"live part {live.stat().st_size / MB:.0f} MB, publish {publish:.3f} s"
+        f"  archived: first step {first_seconds:.1f} s ({first.files_written} parts, "
+        f"{sum(first.rows.values()):,} rows), live file rewritten in {vacuum_seconds:.1f} s; "
+        f"parts {per_org_year(part_bytes, orgs, years):.2f} MB per org-year; "
+        f"live file {live.stat().st_size / MB:.0f} MB, publish {publish_first:.3f} s\n"
+        f"    a day later: step {daily_seconds:.2f} s ({sum(daily.rows.values()):,} rows "
+        f"moved), live file {live.stat().st_size / MB:.0f} MB, publish {publish:.3f} s"
     )
-    _reader_queries(db, live, files, anchor)
+    _reader_queries(db, snapshot_path(live), anchor)
     return publish
 
 
-def _reader_queries(db: Path, live: Path, files: dict[str, list[str]], anchor: datetime) -> None:
-    """READER_QUERIES on the whole file, then on the live part with a temp view per table
-    over it and its Parquet files (the reader's SQL unchanged), median of 3 each."""
+def _reader_queries(db: Path, snapshot: Path, anchor: datetime) -> None:
+    """READER_QUERIES on the whole file, then on the published live part through the
+    readers' temp views over it and its parts (``create_history_views``: reader SQL
+    unchanged), median of 3 each. The archived copy has one more day, which the queries'
+    windows (ending at ``anchor``) leave out but "every org's last run" sees."""
     results: dict[str, dict[str, tuple[float, list]]] = {}
     for name in ("table", "view"):
-        con = duckdb.connect(str(db if name == "table" else live), read_only=True)
+        con = duckdb.connect(str(db if name == "table" else snapshot), read_only=True)
         try:
             if name == "view":
-                catalog = con.execute("SELECT current_database()").fetchall()[0][0]
-                for table, paths in files.items():
-                    if paths:  # qualified by catalog: a bare "main" is the temp view's own
-                        con.execute(
-                            f"CREATE TEMP VIEW {table} AS SELECT * FROM {catalog}.main.{table} "
-                            f"UNION ALL SELECT * FROM read_parquet({paths!r})"
-                        )
+                create_history_views(con)
             for label, sql in READER_QUERIES.items():
                 runs, rows = [], []
                 for _ in range(3):
@@ -342,7 +321,7 @@ def _reader_queries(db: Path, live: Path, files: dict[str, list[str]], anchor: d
             con.close()
     for label, by in results.items():
         (tt, trows), (vt, vrows) = by["table"], by["view"]
-        same = "same rows" if trows == vrows else "ROWS DIFFER"
+        same = "same rows" if trows == vrows else "rows differ"
         print(
             f"    {label:<44} table {tt * 1000:6.0f} ms, view {vt * 1000:6.0f} ms "
             f"({vt / tt:4.1f}x, {same})"
@@ -378,7 +357,7 @@ def main() -> None:
             f"\nold layout, one year, {args.old_orgs} orgs: {old_size / MB:.0f} MB, "
             f"publish (whole-file copy) {old_publish:.2f} s"
         )
-        print("\nnew layout, growing history: whole-file publish vs the partitioned design")
+        print("\nnew layout, growing history: whole-file publish vs the archived live part")
         base = None
         for years in sorted(int(y) for y in args.history.split(",")):
             con = duckdb.connect(str(new_db))
@@ -394,7 +373,11 @@ def main() -> None:
                 f"  {years}x history: whole file {new_db.stat().st_size / MB:.0f} MB, "
                 f"publish {seconds:.2f} s ({seconds / base:.1f}x the 1x figure)"
             )
-            partition_prototype(new_db, work, args.orgs, years)
+            archived = archived_publish(new_db, work, args.orgs, args.models, years)
+            print(
+                f"  publish: archived {archived:.3f} s vs whole file {seconds:.2f} s "
+                f"({seconds / archived:.0f}x)"
+            )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

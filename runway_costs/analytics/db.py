@@ -11,6 +11,10 @@ and what is wrong. A damaged snapshot beside a healthy live file is not fatal: t
 falls back to the live file (read-only) and tells ``on_fallback`` why; the writer's next
 publish replaces the snapshot.
 
+Tables whose old days the collector archived to Parquet (``collector.archive``) are read
+through same-named temp views over the live rows and the parts the snapshot lists, so
+reader SQL names tables as always.
+
 Close the connection when done (``with connect_reader(db) as con: ...``): DuckDB caches
 open databases per path inside a process, so a connection kept open keeps serving the
 snapshot it opened, not the newest one.
@@ -26,6 +30,7 @@ from pathlib import Path
 
 import duckdb
 
+from runway_costs.collector.archive import create_history_views
 from runway_costs.core.files import snapshot_path
 
 LIVE_RETRIES = 20
@@ -156,6 +161,7 @@ def _open_checked(path: Path) -> duckdb.DuckDBPyConnection:
         raise BadDatabaseError(path, describe_error(exc)) from None
     try:
         _verify(con, path)
+        create_history_views(con)  # archived tables whole: live rows + Parquet parts
     except NoDataError:
         con.close()
         raise

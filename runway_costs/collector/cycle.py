@@ -51,6 +51,7 @@ from typing import Any, Literal, ParamSpec, TypeVar, cast
 import duckdb
 import httpx
 
+from runway_costs.collector.archive import archive_step, history_views
 from runway_costs.collector.client import ClientOptions, RunwayClient, usage_windows
 from runway_costs.collector.errors import ApiError
 from runway_costs.collector.models import CallStats, OrgSnapshot, UsageWindow
@@ -425,9 +426,37 @@ def _write(
     with write_session(settings.db_path, timeout=WRITE_LOCK_TIMEOUT, publish=publish) as con:
         for i in range(0, len(fetched), WRITE_BATCH):
             results += _write_batch(con, kind, fetched[i : i + WRITE_BATCH], clock)
+        if publish:  # the cycle's last session
+            _run_archive(con, settings, clock)
         if after_write is not None:
-            _run_after_write(after_write, con, clock)
+            with history_views(con):  # the step reads history whole: live rows + parts
+                _run_after_write(after_write, con, clock)
     return tuple(results)
+
+
+def _run_archive(con: duckdb.DuckDBPyConnection, settings: Settings, clock: Clock) -> None:
+    """Move the days past their horizon to Parquet parts (``collector.archive``), once per
+    cycle before the one publish. Its failure is logged (one line), never raised: the
+    rows stay live and the next cycle archives them."""
+    try:
+        report = archive_step(con, settings.db_path, clock())
+    except Exception as exc:
+        rollback_quietly(con)
+        log.error(
+            "archiving old history failed, keeping it live until the next cycle: %s: %s",
+            type(exc).__name__,
+            " ".join(str(exc).split()),
+        )
+        return
+    if report.files_written or report.files_merged or report.files_deleted:
+        log.info(
+            "archived %d rows into %d parts, merged %d, deleted %d (%.1f s)",
+            sum(report.rows.values()),
+            report.files_written,
+            report.files_merged,
+            report.files_deleted,
+            report.seconds,
+        )
 
 
 def _write_batch(

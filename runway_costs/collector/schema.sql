@@ -195,3 +195,19 @@ CREATE TABLE IF NOT EXISTS org_limit_daily (
     -- unique per (org, date), kept by the writer (delete then insert): a key would weigh
     -- more than these rows
 );
+
+-- Archived history (issue #12, collector/archive.py): each immutable Parquet part under
+-- <db>.parts/ holding the days of an archived table before its horizon (meta
+-- 'archive_horizon:<table>'). A part enters this manifest in the transaction that deletes
+-- its rows from the live table, so a snapshot's readers see each row once: live or in a
+-- part this snapshot lists. replaced_at: merged into a monthly part then; the file is
+-- deleted (with its row) an hour later, when no reader can still list it.
+CREATE TABLE IF NOT EXISTS archive_parts (
+    table_name  VARCHAR   NOT NULL,
+    file        VARCHAR   NOT NULL,  -- file name inside <db>.parts/
+    first_day   DATE      NOT NULL,
+    last_day    DATE      NOT NULL,
+    row_count   BIGINT    NOT NULL,
+    written_at  TIMESTAMP NOT NULL,
+    replaced_at TIMESTAMP
+);

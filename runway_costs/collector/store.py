@@ -58,6 +58,7 @@ from pathlib import Path
 
 import duckdb
 
+from runway_costs.collector.archive import current_parts, vacuum_if_sparse
 from runway_costs.collector.locks import PRIVATE_FILE, make_private_dirs, owner_only, write_lock
 from runway_costs.collector.models import OrgSnapshot, UsageWindow
 from runway_costs.collector.writes import (  # the write path's home; importable from here too
@@ -91,6 +92,7 @@ DATA_TABLES = (
     "usage_coverage",
     "model_day_start",
     "org_limit_daily",
+    "archive_parts",
 )
 # History tables without a primary key (schema.sql says why); older databases had one.
 KEYLESS_TABLES = ("org_snapshots", "model_snapshots", "usage_revisions", "collection_runs")
@@ -112,6 +114,21 @@ class ForeignDatabaseError(duckdb.Error):
         )
         self.db_path = db_path
         self.tables = list(tables)
+
+
+class ArchivedHistoryError(RuntimeError):
+    """A rebuild of derived tables was asked of a database whose old days are in Parquet
+    parts (``collector.archive``): the rebuilds read and rewrite whole tables in the live
+    file, which would duplicate the archived days. They serve databases from before the
+    tables they fill, which have no parts."""
+
+
+def _refuse_if_archived(con: duckdb.DuckDBPyConnection, what: str) -> None:
+    if current_parts(con):
+        raise ArchivedHistoryError(
+            f"{what} cannot run on a database with archived history parts "
+            "(collector.archive): the parts are final"
+        )
 
 
 def schema_sql() -> str:
@@ -185,6 +202,7 @@ def rebuild_model_daily(con: duckdb.DuckDBPyConnection) -> int:
     Call it outside a transaction. ``model_latest`` (derived from the same rows) is
     recomputed with it.
     """
+    _refuse_if_archived(con, "rebuild_model_daily")
     con.begin()
     try:
         con.execute("DELETE FROM model_daily")
@@ -207,6 +225,7 @@ def rebuild_write_state(con: duckdb.DuckDBPyConnection) -> None:
     collection_runs rows by other means than this module (``rebuild_model_daily`` too if
     model_snapshots changed). Call it outside a transaction.
     """
+    _refuse_if_archived(con, "rebuild_write_state")
     con.begin()
     try:
         con.execute("DELETE FROM org_usage_totals")
@@ -257,6 +276,7 @@ def rebuild_limit_rollup(con: duckdb.DuckDBPyConnection) -> int:
     fill of a database from before it (``ensure_schema``), set-based over every org.
     ``rebuild_model_daily`` and ``rebuild_write_state`` do it too. Returns the rows of
     org_limit_daily. Call it outside a transaction."""
+    _refuse_if_archived(con, "rebuild_limit_rollup")
     con.begin()
     try:
         _fill_all_limit_rollup(con)
@@ -383,6 +403,7 @@ def write_session(
             raise
         con.close()
         if publish:
+            vacuum_if_sparse(db_path)  # after an archive freed most of the file
             publish_snapshot(db_path)
 
 

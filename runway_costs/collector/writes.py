@@ -40,17 +40,21 @@ Public API:
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, cast
 
 import duckdb
 import polars as pl
 
+from runway_costs.collector.archive import history_source, horizons
 from runway_costs.collector.models import OrgSnapshot, UsageWindow
+
+log = logging.getLogger("runway_costs.collector.writes")
 
 # model_snapshots reduced per (org, UTC day, model): what model_daily holds. ``{where}``
 # picks the snapshot rows; a reduced day must be given all of its rows.
@@ -89,7 +93,7 @@ MODEL_DAY_START_SQL = """
     SELECT org, model, date, gens_start FROM (
         SELECT org, model, date,
                lag(gens_end) OVER (PARTITION BY org, model ORDER BY date) AS gens_start
-        FROM model_daily WHERE {where})
+        FROM {source} WHERE {where})
     QUALIFY row_number() OVER (PARTITION BY org, model ORDER BY date DESC) = 1
 """
 ORG_LIMIT_DAILY_SQL = """
@@ -97,7 +101,7 @@ ORG_LIMIT_DAILY_SQL = """
         SELECT org, model, date, gens_end, max_daily_generations AS lim,
                greatest(gens_peak, lag(gens_end) OVER (PARTITION BY org, model ORDER BY date))
                    AS peak
-        FROM model_daily WHERE {where}),
+        FROM {source} WHERE {where}),
     od AS (SELECT DISTINCT org, date FROM md),
     om AS (SELECT DISTINCT org, model FROM md),
     g AS (SELECT od.org, od.date, om.model FROM od JOIN om ON om.org = od.org)
@@ -110,14 +114,26 @@ ORG_LIMIT_DAILY_SQL = """
 """
 
 
-def fill_limit_rollup(con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any]) -> None:
+def fill_limit_rollup(
+    con: duckdb.DuckDBPyConnection,
+    where: str,
+    params: dict[str, Any],
+    source: str = "model_daily",
+) -> None:
     """Recompute the limit roll-up of the orgs ``where`` picks (a condition on ``org``)
-    from their model_daily rows, inside the caller's transaction: the migration, the
-    rebuilds, and the writer's exact path (a row at or before a stored one)."""
+    from their model_daily rows (``source``: all of them, archived parts included when
+    there are some, ``archive.history_source``), inside the caller's transaction: the
+    migration, the rebuilds, and the writer's exact path (a row at or before a stored one)."""
     con.execute(f"DELETE FROM model_day_start WHERE {where}", params)
     con.execute(f"DELETE FROM org_limit_daily WHERE {where}", params)
-    con.execute("INSERT INTO model_day_start " + MODEL_DAY_START_SQL.format(where=where), params)
-    con.execute("INSERT INTO org_limit_daily " + ORG_LIMIT_DAILY_SQL.format(where=where), params)
+    con.execute(
+        "INSERT INTO model_day_start " + MODEL_DAY_START_SQL.format(where=where, source=source),
+        params,
+    )
+    con.execute(
+        "INSERT INTO org_limit_daily " + ORG_LIMIT_DAILY_SQL.format(where=where, source=source),
+        params,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +243,58 @@ _FRAMES = (
 )
 
 
+def _within_horizons(con: duckdb.DuckDBPyConnection, items: Sequence[OrgWrite]) -> list[OrgWrite]:
+    """The items without what falls before the archive horizons (``collector.archive``):
+    archived days are final, so a snapshot dated before the snapshot tables' horizon is
+    not written, and usage windows (rows, key rows and the run's usage_start) start at
+    the usage tables' horizon. Only a clock moved back by days produces such data; it is
+    logged. Unchanged (the same list) while nothing is archived."""
+    known = horizons(con)
+    if not known:
+        return list(items)
+    snap_h = known.get("model_snapshots")
+    usage_h = known.get("daily_usage")
+    out: list[OrgWrite] = []
+    clipped: list[str] = []
+    for item in items:
+        snapshot, windows, run = item.snapshot, item.windows, item.run
+        if snap_h and snapshot is not None and snapshot.taken_at.date() < snap_h:
+            snapshot = None
+        if usage_h and any(w.start < usage_h for w in windows):
+            windows = tuple(_clip_window(w, usage_h) for w in windows if w.before > usage_h)
+            if run.usage_start is not None and run.usage_start < usage_h:
+                start = min(usage_h, run.usage_before) if run.usage_before else usage_h
+                run = replace(run, usage_start=start)
+        if snapshot is item.snapshot and windows is item.windows:
+            out.append(item)
+            continue
+        clipped.append(item.run.org)
+        out.append(replace(item, run=run, snapshot=snapshot, windows=windows))
+    if clipped:
+        log.warning(
+            "%d organization(s) reported data dated before the archived history "
+            "(snapshots before %s, usage before %s; is the clock behind?): that part is "
+            "not written, archived days are final: %s",
+            len(clipped),
+            snap_h,
+            usage_h,
+            ", ".join(clipped[:5]) + (", ..." if len(clipped) > 5 else ""),
+        )
+    return out
+
+
+def _clip_window(window: UsageWindow, first: date) -> UsageWindow:
+    if window.start >= first:
+        return window
+    keys = window.key_rows
+    return UsageWindow(
+        start=first,
+        before=window.before,
+        rows=tuple(r for r in window.rows if r.date >= first),
+        key_rows=None if keys is None else tuple(k for k in keys if k.date >= first),
+    )
+
+
 def write_org_results(con: duckdb.DuckDBPyConnection, items: Sequence[OrgWrite]) -> list[int]:
     """Store many orgs' results (data and run rows) in ONE transaction; returns the rows
     each item changed (inserted, updated or deleted), in item order (0 for a failed run).
@@ -240,6 +308,7 @@ def write_org_results(con: duckdb.DuckDBPyConnection, items: Sequence[OrgWrite])
         raise ValueError(f"an organization is written twice in one batch: {', '.join(twice)}")
     if not items:
         return []
+    items = _within_horizons(con, items)
     ok_items = [item for item in items if item.ok]
     con.begin()
     try:
@@ -503,7 +572,12 @@ def _write_limit_rollup(
         con.execute("INSERT INTO org_limit_daily SELECT * FROM _w_limit_days")
         unregister_quietly(con, "_w_limit_days")
     if exact:
-        fill_limit_rollup(con, "list_contains($orgs, org)", {"orgs": sorted(set(exact))})
+        fill_limit_rollup(
+            con,
+            "list_contains($orgs, org)",
+            {"orgs": sorted(set(exact))},
+            history_source(con, "model_daily"),
+        )
 
 
 def _instants(rows: pl.DataFrame) -> dict[str, Any]:

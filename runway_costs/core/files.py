@@ -11,9 +11,24 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+SNAPSHOT_SUFFIX = ".snapshot"
+
 
 def snapshot_path(db: Path) -> Path:
-    return db.with_name(db.name + ".snapshot")
+    return db.with_name(db.name + SNAPSHOT_SUFFIX)
+
+
+def parts_dir(db: Path) -> Path:
+    """The folder of the database's archived history (immutable Parquet parts, written once
+    by ``collector.archive``): readers of the live file and of its snapshot read the same."""
+    return db.with_name(db.name + ".parts")
+
+
+def live_path(path: Path) -> Path:
+    """The live database a file belongs to: itself, or the live file of a snapshot."""
+    if path.name.endswith(SNAPSHOT_SUFFIX):
+        return path.with_name(path.name.removesuffix(SNAPSHOT_SUFFIX))
+    return path
 
 
 def write_lock_path(db: Path) -> Path:
