@@ -13,6 +13,11 @@ Public API:
 - ``org_limit_history(con, orgs, start, as_of, all_orgs=False) -> pl.DataFrame``: per
   (org, day) the busiest model's share of its daily limit (the Limits page's lines for
   several orgs), from the collector's ``org_limit_daily`` when ``limit_rollup_kept(con)``
+- ``limit_summary(con, orgs, as_of, all_orgs=False, anchors=None)``: the "now" table
+  (``daily_limit_summary``'s figures) grouped from 30 days of ``model_daily``, and the rows
+  ``limits_at`` reads; ``limit_anchors(con, orgs, before, kept=None) -> LimitAnchors``: the
+  rows in force before its window, from an earlier ``LimitAnchors`` and the days since (the
+  cycle's step keeps them, so it never reads every earlier day)
 - ``limits_at(daily, today, at) -> pl.DataFrame``: each (org, model)'s limits at ``at``
 - ``daily_limit_summary(daily, as_of) -> pl.DataFrame``: from ``limits_by_day``, per (org,
   model) the latest count and limits, ``peak_7d`` (busiest day of the last 7 UTC days, today
@@ -30,13 +35,16 @@ Public API:
 - ``limits_now(con, as_of, orgs=None) -> pl.DataFrame``: ``limit_use``'s "now" columns
   only (org, model, daily_generations, max_daily_generations, usage_ratio,
   max_concurrent_generations, observed_at), without the windows' statistics: what the
-  alert rules need, read from ``model_daily`` and the snapshots of ``as_of``'s day
+  alert rules need, read from ``model_latest`` when it is the answer, else from
+  ``model_daily`` and the snapshots of ``as_of``'s day
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import cast
 
 import duckdb
 import polars as pl
@@ -48,12 +56,14 @@ from runway_costs.collector.store import LIMIT_ROLLUP_VERSION, MODEL_DAILY_SQL
 
 __all__ = [
     "PEAK_SHARE",
+    "LimitAnchors",
     "daily_limit_summary",
     "limit_use",
     "limits_at",
     "limits_by_day",
     "limits_now",
     "latest_models_query",
+    "limit_anchors",
     "limit_rollup_kept",
     "limit_summary",
     "org_limit_history",
@@ -127,12 +137,30 @@ def limits_now(
 ) -> pl.DataFrame:
     """Per (org, model), the row in force at ``as_of``: ``limit_use``'s first columns and
     ``observed_at``, equal to its, from ``model_daily`` (days before ``as_of``'s) and the
-    snapshots of ``as_of``'s own day, with no window over the snapshots."""
+    snapshots of ``as_of``'s own day, with no window over the snapshots. When the
+    collector keeps ``model_latest`` (``write_state_kept``) and none of the orgs' rows is
+    after ``as_of`` (the cycle's step, an alert check now), those rows are the answer: no
+    read of earlier days at all."""
     params = {
         "as_of": as_of,
         "day0": as_of.date(),
         "orgs": list(orgs) if orgs is not None else orgs_with_data(con),
     }
+    if write_state_kept(con):
+        latest = query(
+            con,
+            """
+            SELECT org, model, daily_generations, max_daily_generations,
+                   CASE WHEN max_daily_generations > 0
+                        THEN daily_generations / max_daily_generations END AS usage_ratio,
+                   max_concurrent_generations, taken_at AS observed_at
+            FROM model_latest WHERE org IN (SELECT unnest($orgs::VARCHAR[]))
+            """,
+            {"orgs": params["orgs"]},
+        )
+        newest = latest["observed_at"].max()
+        if newest is None or cast(datetime, newest) <= as_of:
+            return latest.sort("org", "model")
     sql = (
         "WITH "
         + _WINDOW_ROWS
@@ -353,11 +381,80 @@ def org_limit_history(
     )
 
 
+@dataclass(frozen=True)
+class LimitAnchors:
+    """Per (org, model), the ``model_daily`` row in force at 00:00 of ``before`` (its latest
+    row of an earlier day: org, model, date, gens_end, lim, conc, last_taken_at; a pair
+    without one has no row), for ``limit_summary`` instead of reading every earlier day.
+    The stored outlooks keep the last cycle's, so a cycle reads only the days since."""
+
+    before: date
+    rows: pl.DataFrame
+    orgs: frozenset[str]  # the orgs it holds, with or without rows
+
+
+_ANCHOR_COLUMNS = ("org", "model", "date", "gens_end", "lim", "conc", "last_taken_at")
+
+
+def limit_anchors(
+    con: duckdb.DuckDBPyConnection,
+    orgs: Sequence[str],
+    before: date,
+    kept: LimitAnchors | None = None,
+) -> LimitAnchors:
+    """Each (org, model)'s row in force at 00:00 of ``before`` (``LimitAnchors``): from
+    ``kept`` (at or before ``before``) and the ``model_daily`` rows of the days since, or
+    from every earlier day without it (and for the orgs it does not hold)."""
+    sql, params = _anchor_sql(orgs, before, kept)
+    rows = query(
+        con,
+        f"""
+        SELECT org, model, max(date) AS date, arg_max(gens_end, date) AS gens_end,
+               arg_max_null(lim, date) AS lim, arg_max_null(conc, date) AS conc,
+               max(last_taken_at) AS last_taken_at
+        FROM ({sql}) GROUP BY org, model
+        """,
+        params,
+    )
+    return LimitAnchors(before, rows, frozenset(orgs))
+
+
+def _anchor_sql(
+    orgs: Sequence[str], before: date, kept: LimitAnchors | None
+) -> tuple[str, dict[str, object]]:
+    """The rows whose latest per (org, model) is the row in force at 00:00 of ``before``
+    (columns of ``_ANCHOR_COLUMNS``): every earlier ``model_daily``
+    row, or with ``kept`` its rows and the days from ``kept.before`` on."""
+    names = list(orgs)
+    rows = """SELECT org, model, date, gens_end, max_daily_generations AS lim,
+                  max_concurrent_generations AS conc, last_taken_at
+           FROM model_daily WHERE org = ANY(${orgs}) AND date < $before{since}"""
+    params: dict[str, object] = {"before": before}
+    if kept is None:
+        return rows.format(orgs="orgs", since=""), params | {"orgs": names}
+    held = kept.rows.filter(pl.col("org").is_in(names))
+    fresh = [org for org in dict.fromkeys(names) if org not in kept.orgs]
+    params |= {"known": [org for org in dict.fromkeys(names) if org in kept.orgs]}
+    params |= {"since": kept.before} | {f"k_{c}": held[c].to_list() for c in _ANCHOR_COLUMNS}
+    parts = [
+        """SELECT unnest($k_org::VARCHAR[]) AS org, unnest($k_model::VARCHAR[]) AS model,
+                  unnest($k_date::DATE[]) AS date, unnest($k_gens_end::INTEGER[]) AS gens_end,
+                  unnest($k_lim::INTEGER[]) AS lim, unnest($k_conc::INTEGER[]) AS conc,
+                  unnest($k_last_taken_at::TIMESTAMP[]) AS last_taken_at""",
+        rows.format(orgs="known", since=" AND date >= $since"),
+    ]
+    if fresh:  # orgs the kept rows do not hold: every earlier day (a branch only then)
+        params["fresh"] = fresh
+        parts.append(rows.format(orgs="fresh", since=""))
+    return "\n UNION ALL ".join(parts), params
+
+
 def limit_summary(
     con: duckdb.DuckDBPyConnection,
     orgs: Sequence[str],
     as_of: date,
     all_orgs: bool = False,
+    anchors: LimitAnchors | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``daily_limit_summary(limits_by_day(...), as_of)`` and the rows of the day before
     ``as_of`` that ``limits_at`` reads (org, model, date, the limits), computed over the
@@ -365,11 +462,29 @@ def limit_summary(
     them, grouped, without carrying every model over every day: a row's own day peaks at
     ``greatest(gens_peak, previous row's gens_end)`` and it is carried, at ``gens_end``,
     to the day before the next row (or through ``as_of``), so a carried day at the limit
-    counts once per day it covers. Equal to the grid's figures (tests/analytics)."""
+    counts once per day it covers. Equal to the grid's figures (tests/analytics).
+    ``anchors`` (``limit_anchors`` at the window's first day, ``as_of`` - 29): the rows in
+    force before the window, instead of reading every earlier day (the cycle's step)."""
     orgs = list(orgs)
     of_orgs = "TRUE" if all_orgs else "org = ANY($orgs)"  # a fixed fragment
     d30, d7 = as_of - timedelta(days=29), as_of - timedelta(days=6)
     params = {"d30": d30, "d7": d7, "end": as_of} | ({} if all_orgs else {"orgs": orgs})
+    if anchors is None:
+        anchor_rows = f"""
+            SELECT org, model, max(date), arg_max(gens_end, date), NULL,
+                   arg_max_null(max_daily_generations, date),
+                   arg_max_null(max_concurrent_generations, date), max(last_taken_at), TRUE
+            FROM model_daily WHERE {of_orgs} AND date < $d30 GROUP BY org, model"""
+    else:
+        if anchors.before != d30:
+            raise ValueError(f"anchors at {anchors.before}, the window starts on {d30}")
+        held = anchors.rows.filter(pl.col("org").is_in(orgs))
+        params |= {f"a_{c}": held[c].to_list() for c in _ANCHOR_COLUMNS}
+        anchor_rows = """
+            SELECT unnest($a_org::VARCHAR[]), unnest($a_model::VARCHAR[]),
+                   unnest($a_date::DATE[]), unnest($a_gens_end::INTEGER[]), NULL,
+                   unnest($a_lim::INTEGER[]), unnest($a_conc::INTEGER[]),
+                   unnest($a_last_taken_at::TIMESTAMP[]), TRUE"""
     frame = query(
         con,
         f"""
@@ -378,10 +493,7 @@ def limit_summary(
                    max_concurrent_generations AS conc, last_taken_at, FALSE AS anchor
             FROM model_daily WHERE {of_orgs} AND date >= $d30 AND date <= $end
             UNION ALL  -- in force at 00:00 of the first day
-            SELECT org, model, max(date), arg_max(gens_end, date), NULL,
-                   arg_max_null(max_daily_generations, date),
-                   arg_max_null(max_concurrent_generations, date), max(last_taken_at), TRUE
-            FROM model_daily WHERE {of_orgs} AND date < $d30 GROUP BY org, model),
+            {anchor_rows}),
         w AS (
             SELECT *, lag(gens_end) OVER p AS prev_end, lead(date) OVER p AS next_date
             FROM rows WINDOW p AS (PARTITION BY org, model ORDER BY date))

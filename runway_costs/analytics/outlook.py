@@ -8,10 +8,15 @@ after_write=...)``), run inside the cycle's write session after every organizati
 committed and before the one publish. It replaces ``org_outlooks`` (one row per
 organization: ``analytics.forecast.OrgForecast``'s figures, its forecast daily spend, its
 net spend over the 30-day window, its last successful collection and its interval
-ratios), ``outlook_limits`` (``limits_now``'s rows with a limit) and ``outlook_rollup``
-(the month end of all their summed spend, for the all-organizations Overview) in one
-transaction (``analytics/outlook_schema.sql``), so readers see them with the data they
-describe. The interval's past-origin ratios depend only on the complete days, the last
+ratios), ``outlook_limits`` (``limits_now``'s rows with a limit), ``outlook_rollup``
+(the month end of all their summed spend, for the all-organizations Overview) and the
+Limits page's figures (``outlook_limit_now``: the "now" table and the limits in force;
+``outlook_tiers``: the tier facts) in one transaction (``analytics/outlook_schema.sql``),
+so readers see them with the data they describe. What the Limits figures need from
+history is kept for the next cycle so that no cycle reads all of it: each org's cap run a
+day behind (``outlook_tiers.kept_*``: the next cycle reads only the snapshots after it)
+and the rows in force before the 30-day window (``outlook_limit_anchors``: the next cycle
+reads only the ``model_daily`` days since). The interval's past-origin ratios depend only on the complete days, the last
 of them and the days left in the month (``forecast.interval_key``): a later cycle the
 same day that changed none of those days (a snapshot cycle) reuses them instead of
 refitting.
@@ -29,6 +34,8 @@ Public API:
   ``store_outlooks(con, outlooks, seconds)``; ``outlook_step(settings)`` does both, timed
 - ``stored_outlooks(con, settings, orgs, at=None, daily=True) -> list[OrgForecast] | None``
 - ``stored_rollup(con, orgs, at=None) -> Rollup | None``
+- ``stored_limit_page(con, orgs, day) -> LimitPage | None``: the Limits page's "now"
+  table, limits in force and tier facts, when current for the page's day
 - ``stored_orgs(con, at=None)``, ``stored_spend(con, orgs, at=None)`` (net spend per org
   and day over the 30-day window), ``stored_limits(con, orgs, at=None)`` (``limits_now``'s
   rows with a limit), ``stored_last_success(con, orgs, at=None)``: what the alert rules
@@ -56,9 +63,16 @@ from runway_costs.analytics.forecast import (
     forecast_orgs_with_history,
     month_end,
 )
-from runway_costs.analytics.limits import limits_now
+from runway_costs.analytics.limits import (
+    LimitAnchors,
+    limit_anchors,
+    limit_summary,
+    limits_at,
+    limits_now,
+)
 from runway_costs.analytics.orgs import orgs_with_data
 from runway_costs.analytics.spend import query
+from runway_costs.analytics.tiers import CapRuns, cap_runs, latest_limits, tier_facts
 from runway_costs.core.config import Settings
 from runway_costs.core.windows import window_start
 
@@ -70,7 +84,9 @@ __all__ = [
     "has_outlooks",
     "outlook_step",
     "store_outlooks",
+    "LimitPage",
     "stored_last_success",
+    "stored_limit_page",
     "stored_limits",
     "stored_orgs",
     "stored_outlooks",
@@ -106,6 +122,29 @@ class Outlooks:
     last_success: dict[str, datetime]  # org -> its last successful collection (absent: never)
     # org -> (interval key, ratio summary): reused by the next cycle when the key holds
     intervals: dict[str, tuple[str, RatioSummary]] = field(default_factory=dict)
+    # the Limits page's figures at the instant (``LimitPage``), and each org's cap run a
+    # day behind, from which the next cycle reads only the snapshots after it
+    limit_page: LimitPage | None = None
+    kept_runs: CapRuns | None = None
+    anchors: LimitAnchors | None = None  # the "now" table's rows in force before its window
+
+
+@dataclass(frozen=True)
+class LimitPage:
+    """What the Limits page computes for its organizations at an instant, stored by the
+    cycle: the "now" table (``limit_summary``'s first frame), the limits in force
+    (``limits_at``: org, model and the two limits, what the tier is matched on) and the
+    tier facts (``tier_facts``)."""
+
+    current: pl.DataFrame
+    in_force: pl.DataFrame
+    facts: pl.DataFrame
+
+
+# A stored cap run is kept this far behind the cycle's instant: a cycle whose clock was
+# set back by less still finds its snapshots after it; one set back further (its instant
+# before the kept one) reads all history once.
+KEEP_BEHIND = timedelta(days=1)
 
 
 def ensure_outlook_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -184,9 +223,73 @@ def compute_outlooks(con: duckdb.DuckDBPyConnection, settings: Settings, at: dat
             {"at": at, "orgs": names},
         ).fetchall()
     )
+    page, kept, anchors = _limit_page(con, names, at)
     return Outlooks(
-        forecasts, actual, rollup, limits.select(_LIMIT_COLUMNS), last_success, intervals
+        forecasts,
+        actual,
+        rollup,
+        limits.select(_LIMIT_COLUMNS),
+        last_success,
+        intervals,
+        page,
+        kept,
+        anchors,
     )
+
+
+def _limit_page(
+    con: duckdb.DuckDBPyConnection, names: list[str], at: datetime
+) -> tuple[LimitPage, CapRuns, LimitAnchors]:
+    """The Limits page's figures at ``at`` as the page computes them for ``names``, each
+    org's cap run at the new kept instant, and the rows in force before the "now" table's
+    window. Both start from the last cycle's and read only what came after them (all
+    history only the first time, for an org not kept, or when ``at`` is before the kept
+    instant: a clock set back), so no read here grows with history."""
+    runs, anchors = _earlier_runs(con), _earlier_anchors(con)
+    if runs is not None and runs.at > at:
+        runs = None
+    keep_at = at - KEEP_BEHIND if runs is None else max(runs.at, at - KEEP_BEHIND)
+    kept = cap_runs(con, keep_at, names, runs)
+    facts = tier_facts(con, at, names, kept)
+    first = at.date() - timedelta(days=29)  # limit_summary's window
+    if anchors is not None and anchors.before > first:
+        anchors = None
+    anchors = limit_anchors(con, names, first, anchors)
+    current, before = limit_summary(con, names, at.date(), all_orgs=True, anchors=anchors)
+    midnight = datetime.combine(at.date(), datetime.min.time())
+    in_force = limits_at(before, latest_limits(con, at, names, midnight), at)
+    return LimitPage(current, in_force, facts), kept, anchors
+
+
+def _earlier_runs(con: duckdb.DuckDBPyConnection) -> CapRuns | None:
+    """The cap runs the last cycle kept (none from an older layout, or none stored)."""
+    try:
+        rows = query(
+            con,
+            "SELECT org, kept_at, kept_cap AS cap_credits, kept_since AS cap_since, "
+            "kept_first AS since_first_snapshot FROM outlook_tiers",
+            {},
+        )
+    except duckdb.Error:
+        return None
+    if rows.is_empty():
+        return None
+    return CapRuns(cast(datetime, rows["kept_at"][0]), rows.drop("kept_at"))
+
+
+def _earlier_anchors(con: duckdb.DuckDBPyConnection) -> LimitAnchors | None:
+    """The rows in force before the last cycle's window, and the orgs they are kept for
+    (none from an older layout, or none stored)."""
+    try:
+        held = con.execute(
+            "SELECT org, anchors_before FROM outlook_tiers WHERE anchors_before IS NOT NULL"
+        ).fetchall()
+        rows = query(con, f"SELECT {', '.join(_ANCHOR_SCHEMA)} FROM outlook_limit_anchors", {})
+    except duckdb.Error:
+        return None
+    if not held:
+        return None
+    return LimitAnchors(held[0][1], rows.cast(_ANCHOR_SCHEMA), frozenset(o for o, _ in held))
 
 
 def _earlier_intervals(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, RatioSummary]]:
@@ -256,14 +359,33 @@ def store_outlooks(con: duckdb.DuckDBPyConnection, outlooks: Outlooks, seconds: 
         ],
         schema=_ROLLUP_SCHEMA,
     )
+    page_now, page_tiers = _limit_page_rows(outlooks)
+    anchors = (
+        outlooks.anchors.rows.select(_ANCHOR_SCHEMA.names()).cast(_ANCHOR_SCHEMA)
+        if outlooks.anchors is not None
+        else pl.DataFrame(schema=_ANCHOR_SCHEMA)
+    )
     con.execute("BEGIN TRANSACTION")
     try:
-        for table in ("org_outlooks", "outlook_rollup", "outlook_limits"):
+        for table in _TABLES:
             con.execute(f"DROP TABLE IF EXISTS {table}")
         ensure_outlook_schema(con)
         con.register("_outlook_rows", rows.to_arrow())
         con.register("_outlook_rollup", rollup.to_arrow())
         con.register("_outlook_limits", outlooks.limits.to_arrow())
+        con.register("_outlook_limit_now", page_now.to_arrow())
+        con.register("_outlook_tiers", page_tiers.to_arrow())
+        con.register("_outlook_limit_anchors", anchors.to_arrow())
+        con.execute(
+            f"INSERT INTO outlook_limit_anchors SELECT {', '.join(_ANCHOR_SCHEMA)} "
+            "FROM _outlook_limit_anchors"
+        )
+        con.execute(
+            f"INSERT INTO outlook_limit_now SELECT {', '.join(_NOW_SCHEMA)} FROM _outlook_limit_now"
+        )
+        con.execute(
+            f"INSERT INTO outlook_tiers SELECT {', '.join(_TIERS_SCHEMA)} FROM _outlook_tiers"
+        )
         con.execute(
             f"INSERT INTO outlook_limits SELECT {', '.join(_LIMIT_COLUMNS)} FROM _outlook_limits"
         )
@@ -276,9 +398,63 @@ def store_outlooks(con: duckdb.DuckDBPyConnection, outlooks: Outlooks, seconds: 
         con.execute("ROLLBACK")
         raise
     finally:
-        con.unregister("_outlook_rows")
-        con.unregister("_outlook_rollup")
-        con.unregister("_outlook_limits")
+        for name in _REGISTERED:
+            con.unregister(name)
+
+
+_TABLES = (
+    "org_outlooks",
+    "outlook_rollup",
+    "outlook_limits",
+    "outlook_limit_now",
+    "outlook_tiers",
+    "outlook_limit_anchors",
+)
+_REGISTERED = (
+    "_outlook_rows",
+    "_outlook_rollup",
+    "_outlook_limits",
+    "_outlook_limit_now",
+    "_outlook_tiers",
+    "_outlook_limit_anchors",
+)
+
+
+def _limit_page_rows(outlooks: Outlooks) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows of ``outlook_limit_now`` (the "now" table and the limits in force, joined
+    on (org, model) with a flag each) and ``outlook_tiers`` (the facts and the kept run)."""
+    page, kept = outlooks.limit_page, outlooks.kept_runs
+    if page is None or kept is None:
+        return pl.DataFrame(schema=_NOW_SCHEMA), pl.DataFrame(schema=_TIERS_SCHEMA)
+    now = page.current.select(_NOW_COLUMNS).with_columns(in_now=pl.lit(True))
+    force = page.in_force.select(
+        "org",
+        "model",
+        force_concurrent="max_concurrent_generations",
+        force_daily="max_daily_generations",
+        in_force=pl.lit(True),
+    )
+    both = now.join(force, on=["org", "model"], how="full", coalesce=True).with_columns(
+        pl.col("in_now", "in_force").fill_null(False)
+    )
+    tiers = page.facts.join(
+        kept.rows.select(
+            "org",
+            kept_cap="cap_credits",
+            kept_since="cap_since",
+            kept_first="since_first_snapshot",
+        ),
+        on="org",
+        how="left",
+    ).with_columns(
+        kept_at=pl.lit(kept.at, dtype=pl.Datetime("us")),
+        anchors_before=pl.lit(
+            outlooks.anchors.before if outlooks.anchors is not None else None, dtype=pl.Date
+        ),
+    )
+    return both.select(_NOW_SCHEMA.names()).cast(_NOW_SCHEMA), tiers.select(
+        _TIERS_SCHEMA.names()
+    ).cast(_TIERS_SCHEMA)
 
 
 def _summary_of(outlooks: Outlooks, org: str) -> tuple[int | None, float | None, float | None]:
@@ -300,6 +476,58 @@ def outlook_step(settings: Settings) -> Callable[[duckdb.DuckDBPyConnection, dat
 
 
 _LIMIT_COLUMNS = ("org", "model", "daily_generations", "max_daily_generations", "usage_ratio")
+# limit_summary's "now" columns as it computes them (usage_ratio is derived on reading)
+_NOW_COLUMNS = (
+    "org",
+    "model",
+    "daily_generations",
+    "max_daily_generations",
+    "max_concurrent_generations",
+    "observed_at",
+    "peak_7d",
+    "days_at_limit_30d",
+)
+_NOW_SCHEMA = pl.Schema(
+    {
+        "org": pl.String(),
+        "model": pl.String(),
+        "in_now": pl.Boolean(),
+        "daily_generations": pl.Int32(),
+        "max_daily_generations": pl.Int32(),
+        "max_concurrent_generations": pl.Int32(),
+        "observed_at": pl.Datetime("us"),
+        "peak_7d": pl.Int32(),
+        "days_at_limit_30d": pl.UInt32(),
+        "in_force": pl.Boolean(),
+        "force_concurrent": pl.Int32(),
+        "force_daily": pl.Int32(),
+    }
+)
+_TIERS_SCHEMA = pl.Schema(
+    {
+        "org": pl.String(),
+        "cap_credits": pl.Int64(),
+        "cap_since": pl.Datetime("us"),
+        "since_first_snapshot": pl.Boolean(),
+        "spend_credits": pl.Int64(),
+        "kept_at": pl.Datetime("us"),
+        "kept_cap": pl.Int64(),
+        "kept_since": pl.Datetime("us"),
+        "kept_first": pl.Boolean(),
+        "anchors_before": pl.Date(),
+    }
+)
+_ANCHOR_SCHEMA = pl.Schema(
+    {
+        "org": pl.String(),
+        "model": pl.String(),
+        "date": pl.Date(),
+        "gens_end": pl.Int32(),
+        "lim": pl.Int32(),
+        "conc": pl.Int32(),
+        "last_taken_at": pl.Datetime("us"),
+    }
+)
 _ROW_SCHEMA = pl.Schema(
     {
         "org": pl.String(),
@@ -527,3 +755,58 @@ def stored_last_success(
         {"orgs": list(orgs)},
     ).fetchall()
     return {org: last for org, last in rows}
+
+
+def stored_limit_page(
+    con: duckdb.DuckDBPyConnection, orgs: Sequence[str], day: date
+) -> LimitPage | None:
+    """The Limits page's figures for ``orgs`` from the latest cycle (``LimitPage``: the
+    "now" table sorted by org and model, the limits in force, the tier facts in the order
+    of ``orgs``), when they describe the page's last collection: the outlooks are current
+    (nothing collected since), computed on ``day`` (the page's), and every org of ``orgs``
+    was computed. The page's own figures at its instant are the same: the "now" table and
+    the spend go by day, and no snapshot came after the cycle. None otherwise (an older
+    snapshot or layout, a failed step, an ``--as-of``): the page computes them."""
+    stored = _current(con, None)
+    if stored is None or stored.date() != day:
+        return None
+    names = list(orgs)
+    params = {"orgs": names}
+    try:
+        facts = query(
+            con,
+            """
+            WITH o AS (SELECT unnest($orgs::VARCHAR[]) AS org,
+                              generate_subscripts($orgs::VARCHAR[], 1) AS pos)
+            SELECT t.org, t.cap_credits, t.cap_since, t.since_first_snapshot, t.spend_credits
+            FROM o JOIN outlook_tiers t USING (org) ORDER BY o.pos
+            """,
+            params,
+        )
+        if facts.height != len(names):
+            return None
+        rows = query(
+            con,
+            "SELECT * FROM outlook_limit_now WHERE org IN (SELECT unnest($orgs::VARCHAR[]))",
+            params,
+        )
+    except duckdb.CatalogException:  # a snapshot from before these tables
+        return None
+    rows = rows.cast(_NOW_SCHEMA)
+    current = (
+        rows.filter("in_now")
+        .select(_NOW_COLUMNS)
+        .with_columns(
+            usage_ratio=pl.when(pl.col("max_daily_generations") > 0).then(
+                pl.col("daily_generations") / pl.col("max_daily_generations")
+            )
+        )
+        .sort("org", "model")
+    )
+    in_force = rows.filter("in_force").select(
+        "org",
+        "model",
+        max_concurrent_generations="force_concurrent",
+        max_daily_generations="force_daily",
+    )
+    return LimitPage(current, in_force, facts)

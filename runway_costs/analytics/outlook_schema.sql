@@ -61,3 +61,53 @@ CREATE TABLE IF NOT EXISTS outlook_limits (
     max_daily_generations BIGINT,
     usage_ratio           DOUBLE
 );
+
+-- Per (org, model): the Limits page's "now" table at the cycle's instant
+-- (analytics.limits.limit_summary, in_now) and the limits in force then, which the tier is
+-- matched on (analytics.limits.limits_at, in_force): read by the page instead of 30 days
+-- of model_daily when these rows are current.
+CREATE TABLE IF NOT EXISTS outlook_limit_now (
+    org                        VARCHAR NOT NULL,
+    model                      VARCHAR NOT NULL,
+    in_now                     BOOLEAN NOT NULL,
+    daily_generations          INTEGER,
+    max_daily_generations      INTEGER,
+    max_concurrent_generations INTEGER,
+    observed_at                TIMESTAMP,
+    peak_7d                    INTEGER,
+    days_at_limit_30d          UINTEGER,
+    in_force                   BOOLEAN NOT NULL,
+    force_concurrent           INTEGER,
+    force_daily                INTEGER
+);
+
+-- One row per organization: its tier facts at the cycle's instant (analytics.tiers.
+-- tier_facts: the cap, when its current run began, net spend), and its cap's run at
+-- kept_at (a day behind: a clock set back less than that still finds its rows after it),
+-- from which the next cycle reads only the snapshots after kept_at; anchors_before: the
+-- day its rows of outlook_limit_anchors are in force at (NULL: none kept).
+CREATE TABLE IF NOT EXISTS outlook_tiers (
+    org                  VARCHAR   NOT NULL,
+    cap_credits          BIGINT,
+    cap_since            TIMESTAMP,
+    since_first_snapshot BOOLEAN   NOT NULL,
+    spend_credits        BIGINT    NOT NULL,
+    kept_at              TIMESTAMP NOT NULL,
+    kept_cap             BIGINT,
+    kept_since           TIMESTAMP,
+    kept_first           BOOLEAN   NOT NULL,
+    anchors_before       DATE
+);
+
+-- Per (org, model): its model_daily row in force at 00:00 of the 30-day window's first
+-- day (analytics.limits.limit_anchors), from which the next cycle's "now" table reads
+-- only the days since instead of every earlier day.
+CREATE TABLE IF NOT EXISTS outlook_limit_anchors (
+    org           VARCHAR   NOT NULL,
+    model         VARCHAR   NOT NULL,
+    date          DATE      NOT NULL,
+    gens_end      INTEGER   NOT NULL,
+    lim           INTEGER,
+    conc          INTEGER,
+    last_taken_at TIMESTAMP NOT NULL
+);

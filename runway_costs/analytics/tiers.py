@@ -26,8 +26,11 @@ Public API:
 - ``latest_limits(con, as_of, orgs, since=None) -> pl.DataFrame``: per (org, model) the
   limits of the latest row at or before ``as_of`` (NULL limits kept), only rows from
   ``since`` on when given.
-- ``tier_facts(con, as_of, orgs) -> pl.DataFrame``: org, cap_credits, cap_since,
+- ``tier_facts(con, as_of, orgs, runs=None) -> pl.DataFrame``: org, cap_credits, cap_since,
   since_first_snapshot, spend_credits.
+- ``cap_runs(con, as_of, orgs, runs=None) -> CapRuns``: the cap columns alone; given an
+  earlier ``CapRuns``, only the snapshots after it are read (the stored outlooks keep one,
+  so a cycle never reads all of ``org_snapshots``).
 - ``progress_from(table, as_of, facts, model_limits, credit_usd=CREDIT_USD)
   -> list[TierProgress]``
 - ``tier_progress_many(con, table, as_of, orgs, credit_usd=CREDIT_USD) -> list[TierProgress]``
@@ -48,7 +51,9 @@ from runway_costs.analytics.tiertable import TierTable
 from runway_costs.core.money import CREDIT_USD, usd
 
 __all__ = [
+    "CapRuns",
     "TierProgress",
+    "cap_runs",
     "detect_tier",
     "detect_tiers",
     "latest_limits",
@@ -178,37 +183,144 @@ def latest_limits(
 
 
 def tier_facts(
-    con: duckdb.DuckDBPyConnection, as_of: datetime, orgs: Sequence[str]
+    con: duckdb.DuckDBPyConnection,
+    as_of: datetime,
+    orgs: Sequence[str],
+    runs: CapRuns | None = None,
 ) -> pl.DataFrame:
     """Per org: the latest 30-day cap, when its current run of that cap began (after the
-    last snapshot with another cap), whether that is the first snapshot, and net spend."""
+    last snapshot with another cap), whether that is the first snapshot, and net spend.
+    ``runs``: each org's run at an earlier instant (``cap_runs``), so only the snapshots
+    after it are read (orgs it does not hold: all their history)."""
+    source, params = _cap_rows(as_of, orgs, runs)
     return query(
         con,
         f"""
-        WITH o AS (SELECT unnest($orgs) AS org, generate_subscripts($orgs, 1) AS pos),
-        c AS (SELECT org, taken_at, max_monthly_credit_spend AS cap FROM org_snapshots
-              WHERE org = ANY($orgs) AND taken_at <= $as_of),
-        latest AS (SELECT org, arg_max(cap, taken_at) AS cap, min(taken_at) AS first_at
-                   FROM c GROUP BY org),
+        WITH {source},
+        runs AS ({_RUNS_SQL}),
+        -- every org's sum, then the join keeps the asked ones: cheaper than a per-row filter
+        spent AS ({spend_through_sql(con)})
+        SELECT runs.org, runs.cap_credits, runs.cap_since, runs.since_first_snapshot,
+               CAST(COALESCE(spent.credits, 0) AS BIGINT) AS spend_credits
+        FROM runs LEFT JOIN spent ON spent.org = runs.org
+        ORDER BY runs.pos
+        """,
+        params | {"day": as_of.date()},
+    )
+
+
+@dataclass(frozen=True)
+class CapRuns:
+    """Each org's run of its cap at ``at`` (``cap_runs``' rows: org, cap_credits, cap_since,
+    since_first_snapshot; cap NULL: no snapshot yet), kept by the stored outlooks so the
+    next cycle reads only the snapshots after ``at`` instead of all history."""
+
+    at: datetime
+    rows: pl.DataFrame
+
+
+def cap_runs(
+    con: duckdb.DuckDBPyConnection,
+    as_of: datetime,
+    orgs: Sequence[str],
+    runs: CapRuns | None = None,
+) -> CapRuns:
+    """``tier_facts``' cap columns at ``as_of`` (org, cap_credits, cap_since,
+    since_first_snapshot), from ``runs`` (at or before ``as_of``) and the snapshots after
+    it, or from all history without it."""
+    source, params = _cap_rows(as_of, orgs, runs)
+    rows = query(
+        con,
+        f"""
+        WITH {source}
+        SELECT org, cap_credits, cap_since, since_first_snapshot
+        FROM ({_RUNS_SQL}) ORDER BY pos
+        """,
+        params,
+    )
+    return CapRuns(as_of, rows)
+
+
+# Per org of o: its latest cap, the start of its run (the first row after the last row with
+# another cap; the first row when there is none) and whether that is the first snapshot,
+# from the rows c. A kept run stands in c as two rows: its first row at cap_since, and,
+# unless it began at the first snapshot, a row with cap NULL just before (another cap:
+# real caps are never NULL). Equal to the figures over all history (tests/analytics).
+_RUNS_SQL = """
+        WITH latest AS (SELECT org, arg_max(cap, taken_at) AS cap, min(taken_at) AS first_at
+                        FROM c GROUP BY org),
         other AS (SELECT c.org, max(c.taken_at) AS last_other
-                  FROM c JOIN latest ON c.org = latest.org AND c.cap <> latest.cap
+                  FROM c JOIN latest ON c.org = latest.org
+                   AND c.cap IS DISTINCT FROM latest.cap
                   GROUP BY c.org),
         began AS (SELECT c.org, min(c.taken_at) AS began
                   FROM c JOIN other ON c.org = other.org AND c.taken_at > other.last_other
-                  GROUP BY c.org),
-        -- every org's sum, then the join keeps the asked ones: cheaper than a per-row filter
-        spent AS ({spend_through_sql(con)})
-        SELECT o.org, latest.cap AS cap_credits,
+                  GROUP BY c.org)
+        SELECT o.org, o.pos, latest.cap AS cap_credits,
                COALESCE(began.began, latest.first_at) AS cap_since,
-               latest.org IS NOT NULL AND other.org IS NULL AS since_first_snapshot,
-               CAST(COALESCE(spent.credits, 0) AS BIGINT) AS spend_credits
+               latest.org IS NOT NULL AND other.org IS NULL AS since_first_snapshot
         FROM o LEFT JOIN latest ON latest.org = o.org
                LEFT JOIN other ON other.org = o.org
                LEFT JOIN began ON began.org = o.org
-               LEFT JOIN spent ON spent.org = o.org
-        ORDER BY o.pos
-        """,
-        {"orgs": list(orgs), "as_of": as_of, "day": as_of.date()},
+"""
+
+
+def _cap_rows(
+    as_of: datetime, orgs: Sequence[str], runs: CapRuns | None
+) -> tuple[str, dict[str, object]]:
+    """The CTEs ``o`` (the orgs asked, in order) and ``c`` (org, taken_at, cap): the
+    snapshots at or before ``as_of``; with ``runs``, only those after ``runs.at`` for the
+    orgs it holds, each led by its run's two stand-in rows (``_RUNS_SQL``)."""
+    names = list(orgs)
+    params: dict[str, object] = {"orgs": names, "as_of": as_of}
+    o = "o AS (SELECT unnest($orgs) AS org, generate_subscripts($orgs, 1) AS pos)"
+    if runs is None:
+        return (
+            o
+            + """,
+        c AS (SELECT org, taken_at, max_monthly_credit_spend AS cap FROM org_snapshots
+              WHERE org = ANY($orgs) AND taken_at <= $as_of)""",
+            params,
+        )
+    kept = runs.rows.filter(pl.col("org").is_in(names))
+    known = kept["org"].to_list()
+    fresh = [org for org in dict.fromkeys(names) if org not in set(known)]
+    held = kept.filter(pl.col("cap_credits").is_not_null())
+    params |= {
+        "since": runs.at,
+        "known": known,
+        "k_org": held["org"].to_list(),
+        "k_cap": held["cap_credits"].to_list(),
+        "k_since": held["cap_since"].to_list(),
+        "k_first": held["since_first_snapshot"].to_list(),
+    }
+    # the orgs not held: all their history (a branch only when there are some, so the
+    # usual read is bounded by its instants and DuckDB skips older row groups)
+    fresh_rows = (
+        """
+              UNION ALL
+              SELECT org, taken_at, max_monthly_credit_spend FROM org_snapshots
+              WHERE org = ANY($fresh) AND taken_at <= $as_of"""
+        if fresh
+        else ""
+    )
+    if fresh:
+        params["fresh"] = fresh
+    return (
+        o
+        + """,
+        k AS (SELECT unnest($k_org::VARCHAR[]) AS org, unnest($k_cap::BIGINT[]) AS cap,
+                     unnest($k_since::TIMESTAMP[]) AS since,
+                     unnest($k_first::BOOLEAN[]) AS first),
+        c AS (SELECT org, taken_at, max_monthly_credit_spend AS cap FROM org_snapshots
+              WHERE org = ANY($known) AND taken_at > $since AND taken_at <= $as_of"""
+        + fresh_rows
+        + """
+              UNION ALL
+              SELECT org, since, cap FROM k
+              UNION ALL
+              SELECT org, since - INTERVAL 1 MICROSECOND, NULL FROM k WHERE NOT first)""",
+        params,
     )
 
 

@@ -11,6 +11,7 @@ import duckdb
 import polars as pl
 
 from runway_costs.analytics import limits as limits_mod
+from runway_costs.analytics import outlook as outlook_mod
 from runway_costs.analytics import tiers as tiers_mod
 from runway_costs.analytics import tiertable as tiertable_mod
 from runway_costs.core.config import Settings
@@ -79,16 +80,71 @@ def limits(
 
     One organization: a line per model. Several: per organization, the share of the
     daily limit of its busiest model (1,200 lines of org x model say nothing at once).
-    Set-based for any number of organizations: one scan of the days needed, one query for
-    caps and spend, one for the limits of ``at``'s day so far.
+    The "now" table, the limits the tier is matched on and the tier facts come from the
+    latest cycle's stored outlooks when they describe this collection
+    (``outlook.stored_limit_page``: the same figures); otherwise computed, set-based for
+    any number of organizations: one scan of the days needed, one query for caps and
+    spend, one for the limits of ``at``'s day so far.
     """
     as_of = at.date()
     table = tiertable_mod.load_tiers()
     orgs = scope.org_list
-    midnight = datetime.combine(as_of, datetime.min.time(), at.tzinfo)
+    stored = outlook_mod.stored_limit_page(cursor(con), orgs, as_of)
     # several orgs: the chart from the collector's per-org roll-up (orgs x days), and the
     # "now" table grouped from 30 days of model_daily: no (org, model) carried over days
     rollup = len(scope.orgs) > 1 and limits_mod.limit_rollup_kept(con)
+    if stored is not None:
+        page = stored
+        daily = (
+            None
+            if rollup
+            else limits_mod.limits_by_day(
+                cursor(con), orgs, min(start, window_start(as_of)), as_of, scope.all_orgs
+            )
+        )
+        history_rows = (
+            limits_mod.org_limit_history(cursor(con), orgs, start, as_of, scope.all_orgs)
+            if rollup
+            else None
+        )
+    else:
+        page, daily, history_rows = _computed(con, scope, start, at, rollup)
+    progress = tiers_mod.progress_from(table, at, page.facts, page.in_force, settings.credit_usd)
+    if history_rows is not None:
+        history = history_rows.with_columns(series=pl.col("org") + " (busiest model)")
+    elif len(scope.orgs) > 1:
+        assert daily is not None
+        history = daily.filter(pl.col("date") >= start).with_columns(used=limits_mod.PEAK_SHARE)
+        history = (
+            history.group_by("org", "date")
+            .agg(pl.col("used").max())
+            .with_columns(series=pl.col("org") + " (busiest model)")
+        )
+    else:
+        assert daily is not None
+        history = (
+            daily.filter(pl.col("date") >= start)
+            .with_columns(used=limits_mod.PEAK_SHARE)
+            .with_columns(series=pl.col("model"))
+        )
+    return LimitsData(
+        scope=scope,
+        as_of=as_of,
+        current=page.current,
+        history=history.sort("series", "date"),
+        tiers=_tiers_frame(progress),
+    )
+
+
+def _computed(
+    con: duckdb.DuckDBPyConnection, scope: Scope, start: date, at: datetime, rollup: bool
+) -> tuple[outlook_mod.LimitPage, pl.DataFrame | None, pl.DataFrame | None]:
+    """The page's figures computed on load (no current stored ones): the "now" table, the
+    limits in force, the tier facts, the day grid (None with the roll-up) and the roll-up's
+    per-org history (None without)."""
+    as_of = at.date()
+    orgs = scope.org_list
+    midnight = datetime.combine(as_of, datetime.min.time(), at.tzinfo)
     with ThreadPoolExecutor(max_workers=3) as pool:  # DuckDB queries release the GIL
         facts_job = pool.submit(tiers_mod.tier_facts, cursor(con), at, orgs)
         today_job = pool.submit(tiers_mod.latest_limits, cursor(con), at, orgs, midnight)
@@ -100,35 +156,14 @@ def limits(
             else None
         )
         if rollup:  # the "now" table grouped from 30 days of model_daily, no day grid
-            current, daily = limits_mod.limit_summary(cursor(con), orgs, as_of, scope.all_orgs)
+            current, before = limits_mod.limit_summary(cursor(con), orgs, as_of, scope.all_orgs)
+            grid = None
         else:
-            daily = limits_mod.limits_by_day(
+            before = grid = limits_mod.limits_by_day(
                 cursor(con), orgs, min(start, window_start(as_of)), as_of, scope.all_orgs
             )
-            current = limits_mod.daily_limit_summary(daily, as_of)
+            current = limits_mod.daily_limit_summary(grid, as_of)
         facts, today = facts_job.result(), today_job.result()
-    progress = tiers_mod.progress_from(
-        table, at, facts, limits_mod.limits_at(daily, today, at), settings.credit_usd
-    )
-    if history_job is not None:
-        history = history_job.result().with_columns(series=pl.col("org") + " (busiest model)")
-    elif len(scope.orgs) > 1:
-        history = daily.filter(pl.col("date") >= start).with_columns(used=limits_mod.PEAK_SHARE)
-        history = (
-            history.group_by("org", "date")
-            .agg(pl.col("used").max())
-            .with_columns(series=pl.col("org") + " (busiest model)")
-        )
-    else:
-        history = (
-            daily.filter(pl.col("date") >= start)
-            .with_columns(used=limits_mod.PEAK_SHARE)
-            .with_columns(series=pl.col("model"))
-        )
-    return LimitsData(
-        scope=scope,
-        as_of=as_of,
-        current=current,
-        history=history.sort("series", "date"),
-        tiers=_tiers_frame(progress),
-    )
+        history_rows = history_job.result() if history_job is not None else None
+    page = outlook_mod.LimitPage(current, limits_mod.limits_at(before, today, at), facts)
+    return page, grid, history_rows
