@@ -2,13 +2,16 @@
 -- Only collector.store writes them; analytics reads them from the published snapshot.
 --
 -- No index where it would cost more than the rows it guards (issue #12): the history tables
--- (org_snapshots, model_snapshots, usage_revisions, collection_runs) have no primary key.
--- A key there weighed 8-12x the compressed rows (model_snapshots: 82 bytes a row with it,
--- 6.5 without), DuckDB's scans do not use it (they prune by min/max per row group, and rows
--- are appended in time order), and uniqueness is kept by the writer: a snapshot row is
--- written only when it differs from the org's latest (org_latest, model_latest), and a row
--- written again at an instant already stored first deletes the old one (collector.store).
--- ensure_schema moves a database from before (keys present) to this layout once.
+-- (org_snapshots, model_snapshots, usage_revisions, collection_runs) and the per-day tables
+-- (model_daily, daily_usage, key_usage, usage_coverage) have no primary key. A key weighed
+-- 8-16x the compressed rows (model_snapshots: 82 bytes a row with it, 6.5 without;
+-- daily_usage 16x), DuckDB's scans do not use it (they prune by min/max per row group, and
+-- rows are appended in time order), and uniqueness is kept by the writer: a snapshot row is
+-- written only when it differs from the org's latest (org_latest, model_latest), a row
+-- written again at an instant already stored first deletes the old one, and a per-day row
+-- is replaced by deleting the old one then inserting, in the same transaction
+-- (collector.writes). ensure_schema moves a database from before (keys present) to this
+-- layout once. The one-row-per-org (or per org and model) write-state tables keep theirs.
 
 -- An organization's balance and 30-day purchase cap, stored only when either changed
 -- since the previous row for that org (a year of 15-minute polling stays small).
@@ -44,8 +47,8 @@ CREATE TABLE IF NOT EXISTS model_daily (
     gens_peak                  INTEGER   NOT NULL,
     max_daily_generations      INTEGER,
     max_concurrent_generations INTEGER,
-    last_taken_at              TIMESTAMP NOT NULL,
-    PRIMARY KEY (org, date, model)
+    last_taken_at              TIMESTAMP NOT NULL
+    -- unique per (org, date, model), kept by the writer (delete, then insert)
 );
 
 -- Net credits per organization, UTC day and model (negative when refunds win).
@@ -55,8 +58,8 @@ CREATE TABLE IF NOT EXISTS daily_usage (
     date         DATE      NOT NULL,
     model        VARCHAR   NOT NULL,
     credits      BIGINT    NOT NULL,
-    collected_at TIMESTAMP NOT NULL,
-    PRIMARY KEY (org, date, model)
+    collected_at TIMESTAMP NOT NULL
+    -- unique per (org, date, model), kept by the writer (delete, then insert)
 );
 
 -- One row per organization per collection cycle, committed with that cycle's data.
@@ -97,8 +100,8 @@ CREATE TABLE IF NOT EXISTS key_usage (
     api_key_id   VARCHAR   NOT NULL,
     model        VARCHAR   NOT NULL DEFAULT '',
     credits      BIGINT    NOT NULL,
-    collected_at TIMESTAMP NOT NULL,
-    PRIMARY KEY (org, date, api_key_id, model)
+    collected_at TIMESTAMP NOT NULL
+    -- unique per (org, date, api_key_id, model), kept by the writer (delete, then insert)
 );
 
 -- Every change to a stored daily_usage value, written in the upsert's transaction: when it
@@ -161,8 +164,8 @@ CREATE TABLE IF NOT EXISTS model_latest (
 CREATE TABLE IF NOT EXISTS usage_coverage (
     org        VARCHAR   NOT NULL,
     date       DATE      NOT NULL,
-    covered_at TIMESTAMP NOT NULL,
-    PRIMARY KEY (org, date)
+    covered_at TIMESTAMP NOT NULL
+    -- unique per (org, date), kept by the writer (delete, then insert)
 );
 
 -- Limit roll-up (issue #12), kept by the collector in the org's transaction like

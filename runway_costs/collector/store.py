@@ -94,8 +94,17 @@ DATA_TABLES = (
     "org_limit_daily",
     "archive_parts",
 )
-# History tables without a primary key (schema.sql says why); older databases had one.
-KEYLESS_TABLES = ("org_snapshots", "model_snapshots", "usage_revisions", "collection_runs")
+# Tables without a primary key (schema.sql says why); older databases had one.
+KEYLESS_TABLES = (
+    "org_snapshots",
+    "model_snapshots",
+    "usage_revisions",
+    "collection_runs",
+    "model_daily",
+    "daily_usage",
+    "key_usage",
+    "usage_coverage",
+)
 # Any of these marks a database as the collector's own (schema.sql).
 OWN_TABLES = ("meta", "org_snapshots", "model_snapshots", "daily_usage", "collection_runs")
 
@@ -159,7 +168,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def drop_history_keys(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Move the history tables of a database from before (schema version 1) to the keyless
+    """Move the ``KEYLESS_TABLES`` of a database from before (the history tables had keys
+    until one change of issue #12, the per-day tables until a later one) to the keyless
     layout of ``schema.sql``; returns the tables moved ([] when none had a key).
 
     DuckDB cannot drop a primary key, so each table is renamed, created again from

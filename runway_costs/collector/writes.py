@@ -494,9 +494,22 @@ def _write_snapshots(con: duckdb.DuckDBPyConnection, items: Sequence[OrgWrite]) 
             FROM _w_changed WHERE forward
             """
         )
+        ahead = changed.filter(pl.col("forward"))
+        con.execute(  # model_daily has no key (schema.sql): replace the day's row
+            """
+            DELETE FROM model_daily
+            WHERE list_contains($orgs, org)
+              AND date >= CAST($first AS DATE) AND date <= CAST($last AS DATE)
+              AND EXISTS (SELECT 1 FROM _w_changed c
+                          WHERE c.forward AND c.org = model_daily.org
+                            AND c.model = model_daily.model
+                            AND CAST(c.taken_at AS DATE) = model_daily.date)
+            """,
+            _instants(ahead),
+        )
         con.execute(
             """
-            INSERT OR REPLACE INTO model_daily
+            INSERT INTO model_daily
             SELECT org, CAST(taken_at AS DATE), model, daily_generations, day_peak,
                    max_daily_generations, max_concurrent_generations, taken_at
             FROM _w_changed WHERE forward
@@ -610,8 +623,20 @@ def _refresh_model_days(con: duckdb.DuckDBPyConnection, backward: dict[str, Any]
         "list_contains($orgs, org) AND taken_at >= CAST($first AS DATE)"
         " AND taken_at < CAST($last AS DATE) + INTERVAL 1 DAY AND "
     )
+    con.execute(  # model_daily has no key (schema.sql): the reduced days replace theirs
+        """
+        DELETE FROM model_daily
+        WHERE list_contains($orgs, org)
+          AND date >= CAST($first AS DATE) AND date <= CAST($last AS DATE)
+          AND EXISTS (SELECT 1 FROM _w_changed c
+                      WHERE NOT c.forward AND c.org = model_daily.org
+                        AND c.model = model_daily.model
+                        AND CAST(c.taken_at AS DATE) = model_daily.date)
+        """,
+        backward,
+    )
     con.execute(
-        "INSERT OR REPLACE INTO model_daily "
+        "INSERT INTO model_daily "
         + MODEL_DAILY_SQL.format(where=days + _BACKWARD.format(day=_SAME_DAY)),
         backward,
     )
@@ -705,27 +730,36 @@ def _diff(
 def _apply_diff(
     con: duckdb.DuckDBPyConnection, table: str, keys: Sequence[str], outer: dict
 ) -> None:
-    """Upsert the reported rows of ``_w_diff`` (collected_at: the org's ``now``), delete
-    the vanished."""
+    """Replace the stored rows of ``_w_diff``'s keys by the reported ones (collected_at:
+    the org's ``now``): the changed and the vanished are deleted, the changed and the new
+    inserted. The table has no key (schema.sql): the writer keeps it unique this way."""
     cols = ", ".join(keys)
-    con.execute(
-        f"""
-        INSERT OR REPLACE INTO {table} (org, {cols}, credits, collected_at)
-        SELECT d.org, {", ".join(f"d.{k}" for k in keys)}, d.new_credits, b.now
-        FROM _w_diff d JOIN _w_bounds b ON b.org = d.org
-        WHERE d.new_credits IS NOT NULL
-        """
-    )
     match = " AND ".join(f"x.{k} = {table}.{k}" for k in ("org", *keys))
     con.execute(
         f"""
         DELETE FROM {table}
         WHERE list_contains($orgs, org) AND date >= $lo AND date < $hi
-          AND EXISTS (SELECT 1 FROM _w_diff x WHERE x.new_credits IS NULL AND {match})
+          AND EXISTS (SELECT 1 FROM _w_diff x WHERE {match})
         """,
         outer,
     )
+    con.execute(
+        f"""
+        INSERT INTO {table} (org, {cols}, credits, collected_at)
+        SELECT d.org, {", ".join(f"d.{k}" for k in keys)}, d.new_credits, b.now
+        FROM _w_diff d JOIN _w_bounds b ON b.org = d.org
+        WHERE d.new_credits IS NOT NULL
+        """
+    )
 
+
+# The days each ok run's usage window covered, with when it finished (``_w_runs``).
+_COVERED = """
+    SELECT r.org, CAST(t.d AS DATE) AS date, r.finished_at AS covered_at
+    FROM _w_runs r,
+         LATERAL (SELECT unnest(range(r.usage_start, r.usage_before, INTERVAL 1 DAY)) AS d) t
+    WHERE r.ok AND r.usage_start IS NOT NULL AND r.usage_before IS NOT NULL
+"""
 
 # The revision rows of ``_w_diff``: a changed or dropped value, and a model new on a day
 # an earlier ok collection had covered (old_collected_at from usage_coverage).
@@ -861,18 +895,40 @@ def _insert_runs(
                                              excluded.last_usage_before)
             """
         )
-        con.execute(
-            """
-            INSERT INTO usage_coverage
-            SELECT r.org, CAST(t.d AS DATE), r.finished_at
-            FROM _w_runs r,
-                 LATERAL (SELECT unnest(range(r.usage_start, r.usage_before,
-                                              INTERVAL 1 DAY)) AS d) t
-            WHERE r.ok AND r.usage_start IS NOT NULL AND r.usage_before IS NOT NULL
-            ON CONFLICT (org, date) DO UPDATE SET covered_at = excluded.covered_at
-            WHERE excluded.covered_at > usage_coverage.covered_at
-            """
+        covered = runs.filter(
+            pl.col("ok")
+            & pl.col("usage_start").is_not_null()
+            & pl.col("usage_before").is_not_null()
         )
+        if not covered.is_empty():
+            bounds = {
+                "orgs": covered["org"].to_list(),
+                "lo": covered["usage_start"].min(),
+                "hi": covered["usage_before"].max(),
+            }
+            # usage_coverage has no key (schema.sql): a later covered_at replaces the day's
+            # row (delete, then insert where none is left), an earlier one leaves it
+            con.execute(
+                f"""
+                DELETE FROM usage_coverage
+                WHERE list_contains($orgs, org) AND date >= $lo AND date < $hi
+                  AND EXISTS (SELECT 1 FROM ({_COVERED}) n
+                              WHERE n.org = usage_coverage.org AND n.date = usage_coverage.date
+                                AND n.covered_at > usage_coverage.covered_at)
+                """,
+                bounds,
+            )
+            con.execute(
+                f"""
+                INSERT INTO usage_coverage
+                SELECT n.org, n.date, n.covered_at FROM ({_COVERED}) n
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM usage_coverage c
+                    WHERE list_contains($orgs, c.org) AND c.date >= $lo AND c.date < $hi
+                      AND c.org = n.org AND c.date = n.date)
+                """,
+                bounds,
+            )
     con.execute(
         """
         INSERT INTO collection_runs (run_id, org, kind, started_at, finished_at, status,

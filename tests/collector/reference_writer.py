@@ -1,7 +1,7 @@
 """The REFERENCE writer for tests: the per-org write path exactly as
 ``runway_costs/collector/store.py`` had it before the set-based writer
 (``collector/writes.py``, issue #12) replaced it (copied from commit 52a24a8, unchanged
-but for this docstring and the imports).
+but for this docstring, the imports and ``use_keyed_layout``: the layout it upserts into).
 
 It is kept here, and only here, as an independent reference: ``test_batch_writes.py``
 writes random org results once through it (one org per transaction, in sequence) and once
@@ -28,6 +28,34 @@ from runway_costs.collector.store import (
     rollback_quietly,
     unregister_quietly,
 )
+
+# The layout this writer was written for: the per-day tables with their primary keys (it
+# upserts through them). ``schema.sql`` dropped them later (the writer keeps the rows
+# unique); ``use_keyed_layout`` gives an empty database this writer's layout back.
+KEYED_LAYOUT = """
+DROP TABLE model_daily; DROP TABLE daily_usage; DROP TABLE key_usage; DROP TABLE usage_coverage;
+CREATE TABLE model_daily (
+    org VARCHAR NOT NULL, date DATE NOT NULL, model VARCHAR NOT NULL,
+    gens_end INTEGER NOT NULL, gens_peak INTEGER NOT NULL, max_daily_generations INTEGER,
+    max_concurrent_generations INTEGER, last_taken_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (org, date, model));
+CREATE TABLE daily_usage (
+    org VARCHAR NOT NULL, date DATE NOT NULL, model VARCHAR NOT NULL, credits BIGINT NOT NULL,
+    collected_at TIMESTAMP NOT NULL, PRIMARY KEY (org, date, model));
+CREATE TABLE key_usage (
+    org VARCHAR NOT NULL, date DATE NOT NULL, api_key_id VARCHAR NOT NULL,
+    model VARCHAR NOT NULL DEFAULT '', credits BIGINT NOT NULL, collected_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (org, date, api_key_id, model));
+CREATE TABLE usage_coverage (
+    org VARCHAR NOT NULL, date DATE NOT NULL, covered_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (org, date));
+"""
+
+
+def use_keyed_layout(con: duckdb.DuckDBPyConnection) -> None:
+    """Give an empty database (``ensure_schema``d) the per-day tables' keys back."""
+    con.execute(KEYED_LAYOUT)
+
 
 _MODEL_SCHEMA = {
     "model": pl.String,

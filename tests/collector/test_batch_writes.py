@@ -162,6 +162,7 @@ def test_batches_store_what_org_by_org_writes_store(seed):
     rng = random.Random(seed)
     orgs = [f"org-{i}" for i in range(rng.randint(1, 7))]
     one_by_one, batched = fresh(), fresh()
+    reference_writer.use_keyed_layout(one_by_one)  # the layout the reference upserts into
     # odd seeds: cycles 7 hours apart, so models carry over days without rows
     step = timedelta(hours=7) if seed % 2 else timedelta(minutes=15)
     last: dict[str, datetime] = {}

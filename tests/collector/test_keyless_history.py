@@ -11,6 +11,7 @@ import pytest
 from runway_costs.collector import store
 from runway_costs.collector.models import ModelState, OrgSnapshot, UsageRow, UsageWindow
 from runway_costs.collector.store import RunRecord, write_org_result, write_session
+from tests.collector import reference_writer
 
 T0 = datetime(2026, 11, 24, 12, 0)
 T1 = datetime(2026, 11, 24, 12, 15)
@@ -81,20 +82,11 @@ def window(credits: int) -> UsageWindow:
     )
 
 
-def test_new_database_has_keys_only_on_the_small_tables(tmp_path):
+def test_new_database_has_keys_only_on_the_one_row_per_org_tables(tmp_path):
     db = tmp_path / "runway.duckdb"
     with write_session(db):
         pass
-    assert keys(db) == [
-        "daily_usage",
-        "key_usage",
-        "meta",
-        "model_daily",
-        "model_latest",
-        "org_latest",
-        "org_usage_totals",
-        "usage_coverage",
-    ]
+    assert keys(db) == ["meta", "model_latest", "org_latest", "org_usage_totals"]
 
 
 def test_database_from_before_moved_to_keyless_layout_with_its_rows(tmp_path):
@@ -124,6 +116,48 @@ def test_database_from_before_moved_to_keyless_layout_with_its_rows(tmp_path):
     with write_session(db):  # already moved: opening again changes nothing
         pass
     assert len(rows(db, "SELECT * FROM org_snapshots")) == 2
+
+
+def test_keyed_per_day_tables_move_to_the_keyless_layout_and_stay_unique(tmp_path):
+    """A database whose model_daily, daily_usage, key_usage and usage_coverage had keys
+    (before the archive change) loses them on open, rows intact; the writer then replaces
+    a revised day's row instead of adding one."""
+    db = tmp_path / "runway.duckdb"
+    with write_session(db) as con:
+        reference_writer.use_keyed_layout(con)
+        con.execute(
+            "INSERT INTO daily_usage VALUES ('prod', '2026-11-22', 'gen4.5', 40, '2026-11-23')"
+        )
+        con.execute("INSERT INTO usage_coverage VALUES ('prod', '2026-11-22', '2026-11-23')")
+        con.execute(
+            "INSERT INTO model_daily VALUES "
+            "('prod', '2026-11-22', 'gen4.5', 3, 4, 200, 2, '2026-11-22 23:45:00')"
+        )
+        store.rebuild_write_state(con)
+    assert "daily_usage" in keys(db)
+    covering = RunRecord(
+        org="prod",
+        kind="usage",
+        started_at=T0,
+        finished_at=T0,
+        http_calls=1,
+        retries=0,
+        usage_start=date(2026, 11, 22),
+        usage_before=date(2026, 11, 25),
+    )
+    with write_session(db) as con:  # opening for writing migrates
+        write_org_result(con, covering, None, [window(45)], written_at=T0)
+    assert keys(db) == ["meta", "model_latest", "org_latest", "org_usage_totals"]
+    assert rows(db, "SELECT date, model, credits, collected_at FROM daily_usage") == [
+        (date(2026, 11, 22), "gen4.5", 45, T0)
+    ]
+    assert rows(db, "SELECT date, gens_end, gens_peak FROM model_daily") == [
+        (date(2026, 11, 22), 3, 4)
+    ]
+    assert rows(db, "SELECT date, covered_at FROM usage_coverage ORDER BY 1") == [
+        (date(2026, 11, d), T0)
+        for d in (22, 23, 24)  # the 22nd's later time replaced
+    ]
 
 
 def test_an_instant_written_again_replaces_its_rows_without_a_key(tmp_path):
