@@ -41,7 +41,9 @@ Public API:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import cast
@@ -405,48 +407,53 @@ def limit_anchors(
     """Each (org, model)'s row in force at 00:00 of ``before`` (``LimitAnchors``): from
     ``kept`` (at or before ``before``) and the ``model_daily`` rows of the days since, or
     from every earlier day without it (and for the orgs it does not hold)."""
-    sql, params = _anchor_sql(orgs, before, kept)
-    rows = query(
-        con,
-        f"""
-        SELECT org, model, max(date) AS date, arg_max(gens_end, date) AS gens_end,
-               arg_max_null(lim, date) AS lim, arg_max_null(conc, date) AS conc,
-               max(last_taken_at) AS last_taken_at
-        FROM ({sql}) GROUP BY org, model
-        """,
-        params,
-    )
-    return LimitAnchors(before, rows, frozenset(orgs))
-
-
-def _anchor_sql(
-    orgs: Sequence[str], before: date, kept: LimitAnchors | None
-) -> tuple[str, dict[str, object]]:
-    """The rows whose latest per (org, model) is the row in force at 00:00 of ``before``
-    (columns of ``_ANCHOR_COLUMNS``): every earlier ``model_daily``
-    row, or with ``kept`` its rows and the days from ``kept.before`` on."""
     names = list(orgs)
     rows = """SELECT org, model, date, gens_end, max_daily_generations AS lim,
                   max_concurrent_generations AS conc, last_taken_at
            FROM model_daily WHERE org = ANY(${orgs}) AND date < $before{since}"""
     params: dict[str, object] = {"before": before}
+    held = None
     if kept is None:
-        return rows.format(orgs="orgs", since=""), params | {"orgs": names}
-    held = kept.rows.filter(pl.col("org").is_in(names))
-    fresh = [org for org in dict.fromkeys(names) if org not in kept.orgs]
-    params |= {"known": [org for org in dict.fromkeys(names) if org in kept.orgs]}
-    params |= {"since": kept.before} | {f"k_{c}": held[c].to_list() for c in _ANCHOR_COLUMNS}
-    parts = [
-        """SELECT unnest($k_org::VARCHAR[]) AS org, unnest($k_model::VARCHAR[]) AS model,
-                  unnest($k_date::DATE[]) AS date, unnest($k_gens_end::INTEGER[]) AS gens_end,
-                  unnest($k_lim::INTEGER[]) AS lim, unnest($k_conc::INTEGER[]) AS conc,
-                  unnest($k_last_taken_at::TIMESTAMP[]) AS last_taken_at""",
-        rows.format(orgs="known", since=" AND date >= $since"),
-    ]
-    if fresh:  # orgs the kept rows do not hold: every earlier day (a branch only then)
-        params["fresh"] = fresh
-        parts.append(rows.format(orgs="fresh", since=""))
-    return "\n UNION ALL ".join(parts), params
+        parts, params["orgs"] = [rows.format(orgs="orgs", since="")], names
+    else:
+        held = kept.rows.filter(pl.col("org").is_in(names)).select(_ANCHOR_COLUMNS)
+        fresh = [org for org in dict.fromkeys(names) if org not in kept.orgs]
+        params |= {
+            "known": [org for org in dict.fromkeys(names) if org in kept.orgs],
+            "since": kept.before,
+        }
+        parts = ["SELECT * FROM {held}", rows.format(orgs="known", since=" AND date >= $since")]
+        if fresh:  # orgs the kept rows do not hold: every earlier day (a branch only then)
+            params["fresh"] = fresh
+            parts.append(rows.format(orgs="fresh", since=""))
+    with _registered(con, held) as name:
+        found = query(
+            con,
+            f"""
+            SELECT org, model, max(date) AS date, arg_max(gens_end, date) AS gens_end,
+                   arg_max_null(lim, date) AS lim, arg_max_null(conc, date) AS conc,
+                   max(last_taken_at) AS last_taken_at
+            FROM ({" UNION ALL ".join(parts).replace("{held}", str(name))}) GROUP BY org, model
+            """,
+            params,
+        )
+    return LimitAnchors(before, found, frozenset(names))
+
+
+@contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame | None) -> Iterator[str | None]:
+    """``frame`` as a view of ``con`` under a fresh name while the block runs (None
+    without a frame): tens of thousands of rows read as a table, not bound as list
+    parameters (10x slower)."""
+    if frame is None:
+        yield None
+        return
+    name = f"_limits_{uuid.uuid4().hex}"
+    con.register(name, frame.to_arrow())
+    try:
+        yield name
+    finally:
+        con.unregister(name)
 
 
 def limit_summary(
@@ -478,14 +485,47 @@ def limit_summary(
     else:
         if anchors.before != d30:
             raise ValueError(f"anchors at {anchors.before}, the window starts on {d30}")
-        held = anchors.rows.filter(pl.col("org").is_in(orgs))
-        params |= {f"a_{c}": held[c].to_list() for c in _ANCHOR_COLUMNS}
         anchor_rows = """
-            SELECT unnest($a_org::VARCHAR[]), unnest($a_model::VARCHAR[]),
-                   unnest($a_date::DATE[]), unnest($a_gens_end::INTEGER[]), NULL,
-                   unnest($a_lim::INTEGER[]), unnest($a_conc::INTEGER[]),
-                   unnest($a_last_taken_at::TIMESTAMP[]), TRUE"""
-    frame = query(
+            SELECT org, model, date, gens_end, NULL, lim, conc, last_taken_at, TRUE
+            FROM {held}"""
+    held = (
+        anchors.rows.filter(pl.col("org").is_in(orgs)).select(_ANCHOR_COLUMNS)
+        if anchors is not None
+        else None
+    )
+    with _registered(con, held) as name:
+        frame = _summary_query(con, of_orgs, anchor_rows.replace("{held}", str(name)), params)
+    if all_orgs:
+        frame = frame.filter(pl.col("org").is_in(orgs))
+    current = frame.select(
+        "org",
+        "model",
+        "daily_generations",
+        "max_daily_generations",
+        "max_concurrent_generations",
+        "observed_at",
+        "peak_7d",
+        pl.col("days_at_limit_30d").cast(pl.UInt32),
+    ).with_columns(
+        usage_ratio=pl.when(pl.col("max_daily_generations") > 0).then(
+            pl.col("daily_generations") / pl.col("max_daily_generations")
+        )
+    )
+    before = frame.filter(pl.col("before_date").is_not_null()).select(
+        "org",
+        "model",
+        pl.lit(as_of - timedelta(days=1)).alias("date"),
+        pl.col("before_conc").alias("max_concurrent_generations"),
+        pl.col("before_lim").alias("max_daily_generations"),
+    )
+    return current, before
+
+
+def _summary_query(
+    con: duckdb.DuckDBPyConnection, of_orgs: str, anchor_rows: str, params: Mapping[str, object]
+) -> pl.DataFrame:
+    """``limit_summary``'s query, the rows in force before the window from ``anchor_rows``."""
+    return query(
         con,
         f"""
         WITH rows AS (
@@ -515,32 +555,8 @@ def limit_summary(
                arg_max_null(lim, date) FILTER (WHERE date < $end) AS before_lim
         FROM w GROUP BY org, model
         """,
-        params,
+        dict(params),
     ).sort("org", "model")  # 60k rows at 1,000 orgs: cheaper here than in the query
-    if all_orgs:
-        frame = frame.filter(pl.col("org").is_in(orgs))
-    current = frame.select(
-        "org",
-        "model",
-        "daily_generations",
-        "max_daily_generations",
-        "max_concurrent_generations",
-        "observed_at",
-        "peak_7d",
-        pl.col("days_at_limit_30d").cast(pl.UInt32),
-    ).with_columns(
-        usage_ratio=pl.when(pl.col("max_daily_generations") > 0).then(
-            pl.col("daily_generations") / pl.col("max_daily_generations")
-        )
-    )
-    before = frame.filter(pl.col("before_date").is_not_null()).select(
-        "org",
-        "model",
-        pl.lit(as_of - timedelta(days=1)).alias("date"),
-        pl.col("before_conc").alias("max_concurrent_generations"),
-        pl.col("before_lim").alias("max_daily_generations"),
-    )
-    return current, before
 
 
 def limits_at(daily: pl.DataFrame, today: pl.DataFrame, at: datetime) -> pl.DataFrame:
