@@ -267,10 +267,19 @@ def test_the_step_keeps_runs_a_day_behind_and_reads_only_after_them(tmp_path, mo
     assert page.facts.equals(tier_facts(con, at, RUN_ORGS))
     # A clock set back before the kept instant: all history again, and still right.
     seen.clear()
+    anchored: list[LimitAnchors | None] = []
+    real_anchors = outlook_mod.limit_anchors
+
+    def spying_anchors(con_, orgs, before, kept=None):
+        anchored.append(kept)
+        return real_anchors(con_, orgs, before, kept)
+
+    monkeypatch.setattr(outlook_mod, "limit_anchors", spying_anchors)
     back = datetime(2026, 11, 3, 12)
     add_run(con, "acme", back)
     outlook_step(settings)(con, back)
     assert seen == [None]
+    assert anchored == [None]
     stored = outlook_mod.query(  # not current (a run after it): read the rows themselves
         con,
         "SELECT org, cap_credits, cap_since, since_first_snapshot, spend_credits "
@@ -279,6 +288,11 @@ def test_the_step_keeps_runs_a_day_behind_and_reads_only_after_them(tmp_path, mo
     )
     assert stored.equals(tier_facts(con, back, RUN_ORGS))
     assert stored.row(0) == ("acme", 50_000, datetime(2026, 11, 3), False, 0)
+    # the anchors kept at 11-06's window (10-08) are after this window's first day (10-05):
+    # every earlier day again
+    assert con.execute("SELECT DISTINCT anchors_before FROM outlook_tiers").fetchall() == [
+        (date(2026, 10, 5),)
+    ]
 
 
 # --- the rows in force before the "now" table's window, kept --------------------------
