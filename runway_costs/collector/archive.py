@@ -230,10 +230,7 @@ def _write_part(
     tmp = folder / f".{table.name}.{token}.tmp"
     try:
         with owner_only():
-            con.execute(
-                f"COPY ({query}) TO {_quote(str(tmp))} "
-                "(FORMAT parquet, COMPRESSION zstd)"
-            )
+            con.execute(f"COPY ({query}) TO {_quote(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
         stats = con.execute(
             f"SELECT count(*), min({table.day}), max({table.day}) "
             f"FROM read_parquet({_quote(str(tmp))})"
