@@ -30,7 +30,7 @@ from pathlib import Path
 
 import duckdb
 
-from runway_costs.collector.archive import create_history_views
+from runway_costs.collector.archive import PartError, create_history_views
 from runway_costs.core.files import snapshot_path
 
 LIVE_RETRIES = 20
@@ -61,6 +61,11 @@ class BadDatabaseError(NoDataError):
         super().__init__(f"database {path} cannot be read: {problem}")
         self.path = path
         self.problem = problem
+
+
+class MissingPartError(BadDatabaseError):
+    """An archived history part the database lists is missing or damaged: the live file
+    lists the same parts, so there is nothing to fall back to."""
 
 
 def _is_lock_error(exc: duckdb.Error) -> bool:
@@ -162,6 +167,9 @@ def _open_checked(path: Path) -> duckdb.DuckDBPyConnection:
     try:
         _verify(con, path)
         create_history_views(con)  # archived tables whole: live rows + Parquet parts
+    except PartError as exc:
+        con.close()
+        raise MissingPartError(path, str(exc)) from None
     except NoDataError:
         con.close()
         raise
@@ -184,7 +192,7 @@ def connect_reader(
         try:
             return _open_checked(snap)
         except BadDatabaseError as exc:
-            if not db_path.exists():
+            if not db_path.exists() or isinstance(exc, MissingPartError):
                 raise
             note = (
                 f"the snapshot {snap} cannot be read: {exc.problem}. Reading the live "

@@ -45,6 +45,7 @@ Public API:
     archive_step(con, db_path, at) -> ArchiveReport
     history_views(con) -> ContextManager[list[str]]     (temp views while inside)
     create_history_views(con) -> list[str]; drop_history_views(con, names)
+    PartError                                  (a listed part missing or damaged)
     history_source(con, table) -> str          (SQL for the whole table: live + parts)
     horizons(con) -> dict[str, date]
     vacuum_if_sparse(db_path) -> bool          (rewrite a live file mostly free blocks)
@@ -175,13 +176,47 @@ def history_source(con: duckdb.DuckDBPyConnection, table: str) -> str:
     )
 
 
+class PartError(Exception):
+    """An archived part the database lists is missing or not a whole Parquet file (a
+    backup or a move that left the ``.parts`` folder behind, a truncated copy). The
+    message names the file and what to do."""
+
+
+_PARQUET_MAGIC = b"PAR1"
+
+
+def check_parts(folder: Path, files: Sequence[str]) -> None:
+    """Each listed part exists and ends like a whole Parquet file: a cheap check at open
+    (a stat and 4 bytes per file), so a missing or truncated part is one clear line at
+    connect instead of an error in the middle of some page's query."""
+    for name in files:
+        path = folder / name
+        try:
+            with open(path, "rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                fh.seek(max(size - 4, 0))
+                whole = size >= 12 and fh.read(4) == _PARQUET_MAGIC
+        except FileNotFoundError:
+            raise PartError(
+                f"its archived history part {path} is missing (a backup or a move must "
+                f"take the {folder.name} folder with the database)"
+            ) from None
+        except OSError as exc:
+            raise PartError(f"its archived history part {path} cannot be read ({exc})") from None
+        if not whole:
+            raise PartError(f"its archived history part {path} is truncated or damaged")
+
+
 def create_history_views(con: duckdb.DuckDBPyConnection) -> list[str]:
     """A TEMP VIEW over live rows + parts for each archived table that has parts; returns
-    their names. Works on a read-only connection (temp objects live in memory)."""
+    their names. Works on a read-only connection (temp objects live in memory). Raises
+    ``PartError`` when a listed part is missing or damaged."""
     parts = current_parts(con)
     if not parts:
         return []
     folder = _parts_of(con)
+    for files in parts.values():
+        check_parts(folder, files)
     catalog = con.execute("SELECT current_database()").fetchall()[0][0]
     names = []
     for table, files in parts.items():

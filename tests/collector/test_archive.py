@@ -219,11 +219,20 @@ def test_a_missing_part_is_one_clear_line(tmp_db):
     victim = next(parts_dir(tmp_db).glob("model_snapshots.*.parquet"))
     victim.unlink()
 
+    fallbacks: list[str] = []
+    with pytest.raises(BadDatabaseError) as caught:
+        connect_reader(tmp_db, on_fallback=fallbacks.append).close()
+
+    assert str(caught.value) == (
+        f"database {tmp_db}.snapshot cannot be read: its archived history part {victim} is "
+        "missing (a backup or a move must take the runway.duckdb.parts folder with the "
+        "database)"
+    )
+    assert fallbacks == []  # the live file lists the same parts: no fallback to it
+    victim.write_bytes(b"PAR1" + b"\0" * 100)  # a truncated copy: no footer
     with pytest.raises(BadDatabaseError) as caught:
         connect_reader(tmp_db).close()
-
-    message = str(caught.value)
-    assert "\n" not in message and "cannot be read" in message and victim.name in message
+    assert str(caught.value).endswith(f"its archived history part {victim} is truncated or damaged")
 
 
 def test_the_live_file_is_rewritten_tight_and_its_run_ids_go_on(tmp_db, monkeypatch):
