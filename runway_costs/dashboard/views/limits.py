@@ -6,6 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import cast
 
 import duckdb
 import polars as pl
@@ -112,27 +113,27 @@ def limits(
     progress = tiers_mod.progress_from(table, at, page.facts, page.in_force, settings.credit_usd)
     if history_rows is not None:
         history = history_rows.with_columns(series=pl.col("org") + " (busiest model)")
-    elif len(scope.orgs) > 1:
-        assert daily is not None
-        history = daily.filter(pl.col("date") >= start).with_columns(used=limits_mod.PEAK_SHARE)
-        history = (
-            history.group_by("org", "date")
-            .agg(pl.col("used").max())
-            .with_columns(series=pl.col("org") + " (busiest model)")
-        )
-    else:
-        assert daily is not None
-        history = (
-            daily.filter(pl.col("date") >= start)
-            .with_columns(used=limits_mod.PEAK_SHARE)
-            .with_columns(series=pl.col("model"))
-        )
+    else:  # no roll-up read: the day grid was
+        history = _grid_history(cast(pl.DataFrame, daily), start, len(scope.orgs) > 1)
     return LimitsData(
         scope=scope,
         as_of=as_of,
         current=page.current,
         history=history.sort("series", "date"),
         tiers=_tiers_frame(progress),
+    )
+
+
+def _grid_history(daily: pl.DataFrame, start: date, several: bool) -> pl.DataFrame:
+    """The chart's lines from the day grid: a line per model, or for several orgs per org
+    the share of its busiest model."""
+    history = daily.filter(pl.col("date") >= start).with_columns(used=limits_mod.PEAK_SHARE)
+    if not several:
+        return history.with_columns(series=pl.col("model"))
+    return (
+        history.group_by("org", "date")
+        .agg(pl.col("used").max())
+        .with_columns(series=pl.col("org") + " (busiest model)")
     )
 
 
