@@ -282,6 +282,8 @@ def _cap_rows(
               WHERE org = ANY($orgs) AND taken_at <= $as_of)""",
             params,
         )
+    if runs.at > as_of:
+        raise ValueError(f"cap runs kept at {runs.at}, after {as_of}")
     kept = runs.rows.filter(pl.col("org").is_in(names))
     known = kept["org"].to_list()
     fresh = [org for org in dict.fromkeys(names) if org not in set(known)]

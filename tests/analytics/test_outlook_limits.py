@@ -217,6 +217,10 @@ def test_a_kept_run_plus_the_snapshots_after_it_is_the_whole_history(tmp_path):
             for mid in INSTANTS[i : INSTANTS.index(at) + 1]:
                 chained = cap_runs(con, at, RUN_ORGS, cap_runs(con, mid, RUN_ORGS, kept))
                 assert chained.rows.equals(want), (kept_at, mid, at)
+    with pytest.raises(ValueError, match="after"):
+        cap_runs(
+            con, datetime(2026, 11, 1), RUN_ORGS, cap_runs(con, datetime(2026, 11, 2), RUN_ORGS)
+        )
     # an org the kept runs do not hold reads all its history
     partial = cap_runs(con, datetime(2026, 11, 2, 12), ["beta"])
     assert cap_runs(con, datetime(2026, 11, 6), RUN_ORGS, partial).rows.equals(
