@@ -16,10 +16,10 @@ so readers see them with the data they describe. What the Limits figures need fr
 history is kept for the next cycle so that no cycle reads all of it: each org's cap run a
 day behind (``outlook_tiers.kept_*``: the next cycle reads only the snapshots after it)
 and the rows in force before the 30-day window (``outlook_limit_anchors``: the next cycle
-reads only the ``model_daily`` days since). The interval's past-origin ratios depend only on the complete days, the last
-of them and the days left in the month (``forecast.interval_key``): a later cycle the
-same day that changed none of those days (a snapshot cycle) reuses them instead of
-refitting.
+reads only the ``model_daily`` days since). The interval's past-origin ratios depend only
+on the complete days, the last of them and the days left in the month
+(``forecast.interval_key``): a later cycle the same day that changed none of those days
+(a snapshot cycle) reuses them instead of refitting.
 
 Readers use them only when they describe the latest cycle: computed at or after every
 stored collection run, on the same UTC day as the instant asked about, at or before it,
@@ -67,12 +67,11 @@ from runway_costs.analytics.limits import (
     LimitAnchors,
     limit_anchors,
     limit_summary,
-    limits_at,
     limits_now,
 )
 from runway_costs.analytics.orgs import orgs_with_data
 from runway_costs.analytics.spend import query
-from runway_costs.analytics.tiers import CapRuns, cap_runs, latest_limits, tier_facts
+from runway_costs.analytics.tiers import LIMIT_COLUMNS, CapRuns, cap_runs, tier_facts
 from runway_costs.core.config import Settings
 from runway_costs.core.windows import window_start
 
@@ -215,7 +214,8 @@ def compute_outlooks(con: duckdb.DuckDBPyConnection, settings: Settings, at: dat
         actual=summed,
         future=pl.DataFrame({"date": future_days, "credits": future}),
     )
-    limits = limits_now(con, at, names).filter(pl.col("usage_ratio").is_not_null())
+    in_force = limits_now(con, at, names)  # every (org, model)'s row in force at ``at``
+    limits = in_force.filter(pl.col("usage_ratio").is_not_null())
     last_success = dict(
         con.execute(
             "SELECT org, max(finished_at) FROM collection_runs WHERE status = 'ok' "
@@ -223,7 +223,7 @@ def compute_outlooks(con: duckdb.DuckDBPyConnection, settings: Settings, at: dat
             {"at": at, "orgs": names},
         ).fetchall()
     )
-    page, kept, anchors = _limit_page(con, names, at)
+    page, kept, anchors = _limit_page(con, names, at, in_force)
     return Outlooks(
         forecasts,
         actual,
@@ -238,13 +238,14 @@ def compute_outlooks(con: duckdb.DuckDBPyConnection, settings: Settings, at: dat
 
 
 def _limit_page(
-    con: duckdb.DuckDBPyConnection, names: list[str], at: datetime
+    con: duckdb.DuckDBPyConnection, names: list[str], at: datetime, now: pl.DataFrame
 ) -> tuple[LimitPage, CapRuns, LimitAnchors]:
     """The Limits page's figures at ``at`` as the page computes them for ``names``, each
     org's cap run at the new kept instant, and the rows in force before the "now" table's
-    window. Both start from the last cycle's and read only what came after them (all
-    history only the first time, for an org not kept, or when ``at`` is before the kept
-    instant: a clock set back), so no read here grows with history."""
+    window; ``now`` is ``limits_now``'s rows at ``at``. The runs and the rows in force start
+    from the last cycle's and read only what came after them (all history only the first
+    time, for an org not kept, or when ``at`` is before the kept instant: a clock set
+    back), so no read here grows with history."""
     runs, anchors = _earlier_runs(con), _earlier_anchors(con)
     if runs is not None and runs.at > at:
         runs = None
@@ -255,9 +256,10 @@ def _limit_page(
     if anchors is not None and anchors.before > first:
         anchors = None
     anchors = limit_anchors(con, names, first, anchors)
-    current, before = limit_summary(con, names, at.date(), all_orgs=True, anchors=anchors)
-    midnight = datetime.combine(at.date(), datetime.min.time())
-    in_force = limits_at(before, latest_limits(con, at, names, midnight), at)
+    current, _ = limit_summary(con, names, at.date(), all_orgs=True, anchors=anchors)
+    # the limits in force at ``at`` (what the page's limits_at gives): limits_now's, the
+    # row in force per (org, model), already read for the alert rule
+    in_force = now.select("org", "model", *LIMIT_COLUMNS)
     return LimitPage(current, in_force, facts), kept, anchors
 
 
