@@ -456,6 +456,20 @@ def _registered(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame | None) -> I
         con.unregister(name)
 
 
+# The "now" table's columns as ``limit_summary`` computes them (usage_ratio is derived from
+# them); the outlook step stores these (``outlook.outlook_limit_now``).
+NOW_COLUMNS = (
+    "org",
+    "model",
+    "daily_generations",
+    "max_daily_generations",
+    "max_concurrent_generations",
+    "observed_at",
+    "peak_7d",
+    "days_at_limit_30d",
+)
+
+
 def limit_summary(
     con: duckdb.DuckDBPyConnection,
     orgs: Sequence[str],
@@ -498,14 +512,7 @@ def limit_summary(
     if all_orgs:
         frame = frame.filter(pl.col("org").is_in(orgs))
     current = frame.select(
-        "org",
-        "model",
-        "daily_generations",
-        "max_daily_generations",
-        "max_concurrent_generations",
-        "observed_at",
-        "peak_7d",
-        pl.col("days_at_limit_30d").cast(pl.UInt32),
+        *NOW_COLUMNS[:-1], pl.col("days_at_limit_30d").cast(pl.UInt32)
     ).with_columns(
         usage_ratio=pl.when(pl.col("max_daily_generations") > 0).then(
             pl.col("daily_generations") / pl.col("max_daily_generations")

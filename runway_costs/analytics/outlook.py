@@ -64,6 +64,7 @@ from runway_costs.analytics.forecast import (
     month_end,
 )
 from runway_costs.analytics.limits import (
+    NOW_COLUMNS,
     LimitAnchors,
     limit_anchors,
     limit_summary,
@@ -428,7 +429,7 @@ def _limit_page_rows(outlooks: Outlooks) -> tuple[pl.DataFrame, pl.DataFrame]:
     page, kept = outlooks.limit_page, outlooks.kept_runs
     if page is None or kept is None:
         return pl.DataFrame(schema=_NOW_SCHEMA), pl.DataFrame(schema=_TIERS_SCHEMA)
-    now = page.current.select(_NOW_COLUMNS).with_columns(in_now=pl.lit(True))
+    now = page.current.select(NOW_COLUMNS).with_columns(in_now=pl.lit(True))
     force = page.in_force.select(
         "org",
         "model",
@@ -478,17 +479,6 @@ def outlook_step(settings: Settings) -> Callable[[duckdb.DuckDBPyConnection, dat
 
 
 _LIMIT_COLUMNS = ("org", "model", "daily_generations", "max_daily_generations", "usage_ratio")
-# limit_summary's "now" columns as it computes them (usage_ratio is derived on reading)
-_NOW_COLUMNS = (
-    "org",
-    "model",
-    "daily_generations",
-    "max_daily_generations",
-    "max_concurrent_generations",
-    "observed_at",
-    "peak_7d",
-    "days_at_limit_30d",
-)
 _NOW_SCHEMA = pl.Schema(
     {
         "org": pl.String(),
@@ -797,7 +787,7 @@ def stored_limit_page(
     rows = rows.cast(_NOW_SCHEMA)
     current = (
         rows.filter("in_now")
-        .select(_NOW_COLUMNS)
+        .select(NOW_COLUMNS)
         .with_columns(
             usage_ratio=pl.when(pl.col("max_daily_generations") > 0).then(
                 pl.col("daily_generations") / pl.col("max_daily_generations")
