@@ -16,8 +16,9 @@ the day rollup ``model_daily`` and the write-state tables.
 Each table is inserted then checkpointed alone, so the file's growth (used blocks x block
 size) is that table's bytes, with its indexes. Two layouts in the same run:
 
-- ``old``: the schema before this change (primary keys on ``model_snapshots``,
-  ``org_snapshots``, ``usage_revisions`` and ``collection_runs``), at ``--old-orgs`` orgs
+- ``old``: the schema before issue #12 (primary keys on ``model_snapshots``,
+  ``org_snapshots``, ``usage_revisions``, ``collection_runs`` and on the per-day tables
+  ``model_daily``, ``daily_usage``, ``key_usage``, ``usage_coverage``), at ``--old-orgs`` orgs
   (its keys make a 100-org year ~15 GB; bytes per org-year do not depend on the org count);
 - ``new``: ``collector/schema.sql`` as shipped, at ``--orgs`` orgs.
 
@@ -64,9 +65,25 @@ USED_MODELS = 40
 KEYS, KEY_MODELS = 5, 8
 MB = 1_000_000
 
-# The tables whose primary keys this change dropped, as they were (schema version 1).
+# The tables whose primary keys issue #12 dropped, as they were: the history tables
+# (schema version 1) and, later, the per-day tables.
 OLD_DDL = """
 CREATE SEQUENCE IF NOT EXISTS collection_run_seq;
+CREATE TABLE model_daily (
+    org VARCHAR NOT NULL, date DATE NOT NULL, model VARCHAR NOT NULL,
+    gens_end INTEGER NOT NULL, gens_peak INTEGER NOT NULL, max_daily_generations INTEGER,
+    max_concurrent_generations INTEGER, last_taken_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (org, date, model));
+CREATE TABLE daily_usage (
+    org VARCHAR NOT NULL, date DATE NOT NULL, model VARCHAR NOT NULL, credits BIGINT NOT NULL,
+    collected_at TIMESTAMP NOT NULL, PRIMARY KEY (org, date, model));
+CREATE TABLE key_usage (
+    org VARCHAR NOT NULL, date DATE NOT NULL, api_key_id VARCHAR NOT NULL,
+    model VARCHAR NOT NULL DEFAULT '', credits BIGINT NOT NULL, collected_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (org, date, api_key_id, model));
+CREATE TABLE usage_coverage (
+    org VARCHAR NOT NULL, date DATE NOT NULL, covered_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (org, date));
 CREATE TABLE org_snapshots (
     org VARCHAR NOT NULL, taken_at TIMESTAMP NOT NULL, credit_balance BIGINT NOT NULL,
     max_monthly_credit_spend BIGINT NOT NULL, PRIMARY KEY (org, taken_at));

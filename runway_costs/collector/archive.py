@@ -67,12 +67,14 @@ import duckdb
 
 from runway_costs.collector.locks import PRIVATE_FILE, make_private_dirs, owner_only
 from runway_costs.core.files import live_path, parts_dir
+from runway_costs.core.windows import USAGE_HISTORY_DAYS
 
 log = logging.getLogger("runway_costs.collector.archive")
 
 SNAPSHOT_LIVE_DAYS = 2  # today and yesterday: a same-instant rewrite finds its row live
 ROLLUP_LIVE_DAYS = 40  # the Limits pages read 30 days (+1) of model_daily
-USAGE_LIVE_DAYS = 120  # a usage window reaches back 90 days at most (cycle.plan_usage)
+# a usage window reaches back USAGE_HISTORY_DAYS at most (cycle.plan_usage); a month more
+USAGE_LIVE_DAYS = USAGE_HISTORY_DAYS + 30
 REPLACED_GRACE = timedelta(hours=1)  # a merged-away part outlives any reader's snapshot
 # A live file whose free blocks exceed its used ones by this much is rewritten tight
 # (after the first archive of a large database: DuckDB reuses free blocks but never

@@ -67,12 +67,13 @@ from runway_costs.collector.store import (
 from runway_costs.collector.writes import OrgWrite, write_org_results
 from runway_costs.core.clock import Clock
 from runway_costs.core.config import OrgConfig, Settings
+from runway_costs.core.windows import USAGE_HISTORY_DAYS
 
 log = logging.getLogger("runway_costs.collector.cycle")
 
 Kind = Literal["full", "snapshot", "usage"]
 KINDS: tuple[str, ...] = ("full", "snapshot", "usage")
-HISTORY_DAYS = 90  # how far back the API serves usage
+HISTORY_DAYS = USAGE_HISTORY_DAYS  # how far back the API serves usage
 WRITE_LOCK_TIMEOUT = 60.0
 ORDER_GRACE_SECONDS = 1.0  # how long a finished org waits for a slower one ahead of it
 # How far the fetch may run ahead of the writer: a worker starts no org while this many
