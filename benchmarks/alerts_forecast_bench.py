@@ -5,9 +5,11 @@ For each organization count (default 20, 200 and 1,000) a database is generated 
 ``dashboard_bench.generate`` (``--years`` of daily usage x N orgs x 60 models, 90 days of
 15-minute snapshots, model_daily built) unless it already exists in ``--dir``. Then:
 
-- the after-cycle step (``analytics.outlook.outlook_step``, what every cycle runs before
-  it publishes) computes and stores every org's outlook at the generator's instant, in a
-  child process, timed with its peak RSS (``outlooks stored``);
+- the cycle's archive step (``collector.archive.archive_step``: the days past each table's
+  live days moved to Parquet parts, once per database) and the after-cycle step
+  (``analytics.outlook.outlook_step``, what every cycle runs before it publishes, reading
+  history through the archive's views) computes and stores every org's outlook at the
+  generator's instant, in a child process, timed with its peak RSS (``outlooks stored``);
 - the installed ``runway-costs`` entry point runs each command as a child process, with
   ``RUNWAY_COSTS_NOW`` pinned to that instant and a config holding one budget: ``now``
   reads the stored outlooks, ``now --as-of`` computes them (the command with an
@@ -53,16 +55,35 @@ COMMANDS = {
     "alerts check --dry-run --json": ["alerts", "check", "--dry-run", "--json"],
     "forecast --json": ["forecast", "--json"],
 }
+# Archives the generated history at the instant (argv: db, ISO instant), as a cycle does
+# before its after-write step: the days past each table's live days move to Parquet parts
+# (once; later runs find the horizons in place), so the commands read the layout a
+# collecting database has. Prints the step's seconds.
+ARCHIVE = """
+import sys, time, duckdb
+from datetime import datetime
+from pathlib import Path
+from runway_costs.collector.archive import archive_step
+from runway_costs.collector.store import schema_sql
+db = Path(sys.argv[1])
+with duckdb.connect(str(db)) as con:
+    con.execute(schema_sql())  # the manifest, for a file generated before it
+    t0 = time.perf_counter()
+    report = archive_step(con, db, datetime.fromisoformat(sys.argv[2]))
+    print(f"{time.perf_counter() - t0:.1f} {sum(report.rows.values())}")
+"""
 # Stores the outlooks at the instant (argv: db, ISO instant) on the live file, as a cycle's
-# after-write step does (no publish: the generated databases have no snapshot).
+# after-write step does, reading history through the archive's views (no publish: the
+# generated databases have no snapshot).
 STORE = """
 import sys, duckdb
 from datetime import datetime
 from pathlib import Path
 from runway_costs.analytics.outlook import outlook_step
+from runway_costs.collector.archive import history_views
 from runway_costs.core.config import Settings
 db = Path(sys.argv[1])
-with duckdb.connect(str(db)) as con:
+with duckdb.connect(str(db)) as con, history_views(con):
     outlook_step(Settings(db_path=db))(con, datetime.fromisoformat(sys.argv[2]))
 """
 # Runs one command, prints "<wall seconds> <peak RSS KiB> <exit code>" for that child only.
@@ -148,6 +169,14 @@ def main() -> int:
                 raise
             print(f"{n} orgs: generated in {time.perf_counter() - t0:.0f} s ({db})")
         config = write_config(db, tmp / f"config-{n}.toml")
+        archived = subprocess.run(
+            [sys.executable, "-c", ARCHIVE, str(db), AS_OF.isoformat()],
+            env=base_env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        print(f"{n} orgs: archive step {archived[0]} s, {int(archived[1]):,} rows moved to parts")
         store = measure(
             [sys.executable, "-c", STORE, str(db), AS_OF.isoformat()],
             base_env,

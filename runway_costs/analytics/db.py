@@ -30,7 +30,7 @@ from pathlib import Path
 
 import duckdb
 
-from runway_costs.collector.archive import PartError, create_history_views
+from runway_costs.collector.archive import QUIET, PartError, create_history_views
 from runway_costs.core.files import snapshot_path
 
 LIVE_RETRIES = 20
@@ -158,6 +158,7 @@ def _open_checked(path: Path) -> duckdb.DuckDBPyConnection:
     _precheck(path)
     try:
         con = duckdb.connect(str(path), read_only=True)
+        con.execute(QUIET)  # no progress bar in a command's output
     except duckdb.Error as exc:
         if _is_lock_error(exc):
             raise

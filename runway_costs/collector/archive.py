@@ -81,6 +81,10 @@ REPLACED_GRACE = timedelta(hours=1)  # a merged-away part outlives any reader's 
 # gives them back, and the publish copies the whole file).
 VACUUM_MIN_FREE_BYTES = 64 * 1024 * 1024
 HORIZON_KEY = "archive_horizon:"
+# DuckDB draws a progress bar on stdout for statements over ~2 s (the first archive of a
+# large file, a long export): it would land in a command's output (JSON, CSV). Every
+# connection the product opens runs this first.
+QUIET = "SET enable_progress_bar = false"
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,6 +475,7 @@ def vacuum_if_sparse(db_path: Path) -> bool:
         with owner_only():
             mem = duckdb.connect()
             try:
+                mem.execute(QUIET)
                 mem.execute(f"ATTACH {_quote(str(db_path))} AS src (READ_ONLY)")
                 mem.execute(f"ATTACH {_quote(str(tmp))} AS dst")
                 mem.execute("COPY FROM DATABASE src TO dst")

@@ -58,7 +58,7 @@ from pathlib import Path
 
 import duckdb
 
-from runway_costs.collector.archive import current_parts, vacuum_if_sparse
+from runway_costs.collector.archive import QUIET, current_parts, vacuum_if_sparse
 from runway_costs.collector.locks import PRIVATE_FILE, make_private_dirs, owner_only, write_lock
 from runway_costs.collector.models import OrgSnapshot, UsageWindow
 from runway_costs.collector.writes import (  # the write path's home; importable from here too
@@ -368,7 +368,9 @@ def _connect_rw(db_path: Path) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + LIVE_OPEN_WAIT_SECONDS
     while True:
         try:
-            return duckdb.connect(str(db_path))
+            con = duckdb.connect(str(db_path))
+            con.execute(QUIET)
+            return con
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
                 raise

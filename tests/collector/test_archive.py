@@ -313,3 +313,13 @@ def test_usage_before_the_usage_horizon_is_clipped_from_a_window(tmp_db):
     last_run = max(rows["collection_runs"], key=lambda r: r[0])
     assert last_run[9:11] == (date(2026, 2, 2), date(2026, 2, 5))  # usage_start clipped
     assert all(r[1] >= date(2026, 2, 2) for r in rows["usage_coverage"] if r[2] == at)
+
+
+def test_no_connection_draws_a_progress_bar_on_a_commands_output(tmp_db):
+    """DuckDB draws one on stdout for statements over ~2 s (a first archive, an export):
+    it would corrupt `--json` output. The writer's and the readers' connections turn it off."""
+    _history(tmp_db, (0,))
+    with write_session(tmp_db) as con:
+        assert con.execute("SELECT current_setting('enable_progress_bar')").fetchall() == [(False,)]
+    with closing(connect_reader(tmp_db)) as con:
+        assert con.execute("SELECT current_setting('enable_progress_bar')").fetchall() == [(False,)]
