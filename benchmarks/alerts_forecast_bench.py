@@ -63,10 +63,11 @@ ARCHIVE = """
 import sys, time, duckdb
 from datetime import datetime
 from pathlib import Path
-from runway_costs.collector.archive import archive_step
+from runway_costs.collector.archive import QUIET, archive_step
 from runway_costs.collector.store import schema_sql
 db = Path(sys.argv[1])
 with duckdb.connect(str(db)) as con:
+    con.execute(QUIET)  # stdout carries the figures only
     con.execute(schema_sql())  # the manifest, for a file generated before it
     t0 = time.perf_counter()
     report = archive_step(con, db, datetime.fromisoformat(sys.argv[2]))
