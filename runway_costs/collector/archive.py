@@ -48,12 +48,12 @@ Public API:
     PartError                                  (a listed part missing or damaged)
     history_source(con, table) -> str          (SQL for the whole table: live + parts)
     horizons(con) -> dict[str, date]
-    vacuum_if_sparse(db_path) -> bool          (rewrite a live file mostly free blocks)
+    is_sparse(con) -> bool; rewrite_tight(db_path)   (a live file mostly free blocks)
+    vacuum_if_sparse(db_path) -> bool          (both, for callers without a connection)
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import time
@@ -68,8 +68,6 @@ import duckdb
 from runway_costs.collector.locks import PRIVATE_FILE, make_private_dirs, owner_only
 from runway_costs.core.files import live_path, parts_dir
 from runway_costs.core.windows import USAGE_HISTORY_DAYS
-
-log = logging.getLogger("runway_costs.collector.archive")
 
 SNAPSHOT_LIVE_DAYS = 2  # today and yesterday: a same-instant rewrite finds its row live
 ROLLUP_LIVE_DAYS = 40  # the Limits pages read 30 days (+1) of model_daily
@@ -452,23 +450,37 @@ def archive_step(con: duckdb.DuckDBPyConnection, db_path: Path, at: datetime) ->
     return report
 
 
+def is_sparse(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the file ``con`` is on holds more free blocks than used ones, by at least
+    ``VACUUM_MIN_FREE_BYTES`` (after the first archive of a large database: DuckDB reuses
+    free blocks but never gives them back, and every publish would copy them). Read on the
+    writer's connection after its checkpoint, so a session opens the file once."""
+    row = con.execute(
+        "SELECT block_size, used_blocks, free_blocks FROM pragma_database_size()"
+    ).fetchall()[0]
+    block, used, free = (int(v) for v in row)
+    return free > used and free * block >= VACUUM_MIN_FREE_BYTES
+
+
 def vacuum_if_sparse(db_path: Path) -> bool:
-    """Rewrite the (closed, checkpointed) live file without its free blocks when they
-    outweigh the used ones by ``VACUUM_MIN_FREE_BYTES``: after the first archive of a
-    large database the live file is mostly free space, which every publish would copy.
-    Temp file, fsync, atomic rename: a crash leaves the old file whole. Caller holds the
-    write lock and has closed every connection to the file. Returns whether it rewrote."""
+    """``rewrite_tight`` the (closed, checkpointed) live file if it ``is_sparse``; returns
+    whether it rewrote. For callers without an open connection (benchmarks, tests)."""
     db_path = Path(db_path)
     con = duckdb.connect(str(db_path), read_only=True)
     try:
-        size = con.execute(
-            "SELECT block_size, used_blocks, free_blocks FROM pragma_database_size()"
-        ).fetchall()[0]
+        sparse = is_sparse(con)
     finally:
         con.close()
-    block, used, free = (int(v) for v in size)
-    if free <= used or free * block < VACUUM_MIN_FREE_BYTES:
-        return False
+    if sparse:
+        rewrite_tight(db_path)
+    return sparse
+
+
+def rewrite_tight(db_path: Path) -> None:
+    """Rewrite the live file without its free blocks: ``COPY FROM DATABASE`` to a temp
+    file, fsync, atomic rename, so a crash leaves the old file whole. Caller holds the
+    write lock and has closed every connection to the file."""
+    db_path = Path(db_path)
     tmp = db_path.with_name(f".{db_path.name}.vacuum.tmp")
     tmp.unlink(missing_ok=True)
     try:
@@ -495,4 +507,3 @@ def vacuum_if_sparse(db_path: Path) -> bool:
             tmp.with_name(tmp.name + ".wal").unlink()
         raise
     _fsync_dir(db_path.parent)
-    return True

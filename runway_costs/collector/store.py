@@ -58,7 +58,7 @@ from pathlib import Path
 
 import duckdb
 
-from runway_costs.collector.archive import QUIET, current_parts, vacuum_if_sparse
+from runway_costs.collector.archive import QUIET, current_parts, is_sparse, rewrite_tight
 from runway_costs.collector.locks import PRIVATE_FILE, make_private_dirs, owner_only, write_lock
 from runway_costs.collector.models import OrgSnapshot, UsageWindow
 from runway_costs.collector.writes import (  # the write path's home; importable from here too
@@ -409,13 +409,15 @@ def write_session(
             raise
         try:
             con.execute("CHECKPOINT")
+            sparse = publish and is_sparse(con)  # after an archive freed most of the file
         except BaseException:
             with suppress(duckdb.Error):
                 con.close()
             raise
         con.close()
         if publish:
-            vacuum_if_sparse(db_path)  # after an archive freed most of the file
+            if sparse:
+                rewrite_tight(db_path)
             publish_snapshot(db_path)
 
 
